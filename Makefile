@@ -1,0 +1,44 @@
+# callcenter-monitor: every target does its own set-up from a fresh clone.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: help install lint typecheck unit test bench run clean
+
+help:
+	@echo "make run    - the monitor on a local simulated feed (see README)"
+	@echo "make test   - lint, type-check and all tests (sets everything up itself)"
+	@echo "make bench  - benchmarks; figures go to docs/performance.md"
+
+# The venv is rebuilt whenever the dependency list changes.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check monitor tests scripts
+	$(BIN)/ruff format --check monitor tests scripts
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+# pytest exits 5 when it collects nothing; that is not a failure of the code.
+test: lint typecheck
+	$(BIN)/pytest tests; status=$$?; if [ $$status -eq 5 ]; then echo "pytest: no tests collected"; exit 0; fi; exit $$status
+
+bench: $(STAMP)
+	$(BIN)/python scripts/bench_report.py --events 1000000 --output docs/performance.md
+
+run: $(STAMP)
+	bash scripts/run-local.sh
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis var
