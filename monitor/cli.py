@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from monitor import __version__
 from monitor.engine import ContractRegistry, RegistryError
@@ -93,6 +93,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         config = SimulationConfig.from_args(args, registry)
     except ValueError as exc:
         raise CliError(str(exc)) from None
+    if args.sink == "kafka":
+        return _simulate_to_kafka(args, config)
     out = _open_output(args.output)
     try:
         count = write_events_file(config, out)
@@ -100,6 +102,102 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         if out is not sys.stdout.buffer:
             out.close()
     get_logger("monitor.simulate").info("simulate_done", events=count, output=args.output or "-")
+    return 0
+
+
+def _simulate_to_kafka(args: argparse.Namespace, config: Any) -> int:
+    import asyncio
+
+    from monitor.pipeline.producer import publish
+    from monitor.pipeline.settings import security_from_args
+    from monitor.pipeline.topics import ensure_topics
+    from monitor.simulator.generator import damaged_records
+
+    try:
+        security = security_from_args(args)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+
+    async def go() -> int:
+        await ensure_topics(args.bootstrap_servers, {args.events_topic: args.partitions}, security)
+        return await publish(
+            damaged_records(config),
+            bootstrap_servers=args.bootstrap_servers,
+            topic=args.events_topic,
+            security=security,
+            batch_events=args.batch_events,
+            speed=args.speed,
+        )
+
+    sent = asyncio.run(go())
+    get_logger("monitor.simulate").info("simulate_done", events=sent, topic=args.events_topic)
+    return 0
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from monitor.jsonl import iter_lines, open_input
+    from monitor.pipeline.producer import publish, records_from_lines
+    from monitor.pipeline.settings import security_from_args
+    from monitor.pipeline.topics import ensure_topics
+
+    _check_inputs(args.inputs)
+    try:
+        security = security_from_args(args)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+
+    async def go() -> int:
+        await ensure_topics(args.bootstrap_servers, {args.events_topic: args.partitions}, security)
+        total = 0
+        for name in args.inputs:
+            with open_input(name) as handle:
+                total += await publish(
+                    records_from_lines(iter_lines(handle)),
+                    bootstrap_servers=args.bootstrap_servers,
+                    topic=args.events_topic,
+                    security=security,
+                    batch_events=args.batch_events,
+                )
+        return total
+
+    sent = asyncio.run(go())
+    get_logger("monitor.publish").info("publish_done", records=sent, topic=args.events_topic)
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from monitor.pipeline.settings import worker_settings_from_args
+    from monitor.pipeline.topics import ensure_topics
+    from monitor.pipeline.worker import Worker
+
+    try:
+        settings = worker_settings_from_args(args)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    registry = _load_registry(settings.contracts_file)
+    asyncio.run(
+        ensure_topics(
+            settings.bootstrap_servers,
+            {
+                settings.events_topic: settings.partitions,
+                settings.repartition_topic: settings.partitions,
+                settings.dlq_topic: settings.partitions,
+            },
+            settings.security,
+        )
+    )
+    worker = Worker(settings, registry)
+    get_logger("monitor.worker").info(
+        "worker_starting",
+        bootstrap_servers=settings.bootstrap_servers,
+        topic=settings.events_topic,
+        metrics=f"http://{settings.web_host}:{settings.web_port}/metrics",
+    )
+    worker.run()
     return 0
 
 
@@ -140,6 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.set_defaults(handler=cmd_report)
 
+    from monitor.pipeline.settings import add_kafka_arguments, add_worker_arguments
     from monitor.simulator import add_simulate_arguments
 
     simulate = sub.add_parser(
@@ -148,8 +247,39 @@ def build_parser() -> argparse.ArgumentParser:
         description="Generate canonical call events for contracts from a registry.",
     )
     add_simulate_arguments(simulate)
+    simulate.add_argument("--sink", choices=("file", "kafka"), default="file",
+                          help="write JSONL (--output) or publish to Kafka")  # fmt: skip
     simulate.add_argument("--output", metavar="FILE", help="JSONL file (default stdout)")
+    add_kafka_arguments(simulate)
+    simulate.add_argument("--partitions", type=int, default=8,
+                          help="partitions when the topic must be created")  # fmt: skip
+    simulate.add_argument("--batch-events", type=int, default=500,
+                          help="events per Kafka message (1: one event per message)")  # fmt: skip
+    simulate.add_argument("--speed", type=float, default=0.0,
+                          help="event time at N x real time (0: as fast as possible)")  # fmt: skip
     simulate.set_defaults(handler=cmd_simulate)
+
+    publish = sub.add_parser(
+        "publish",
+        help="publish JSONL event files to Kafka, keyed by contract, in batch messages",
+    )
+    publish.add_argument("--input", dest="inputs", action="append", required=True,
+                         metavar="FILE", help="JSONL events; repeatable; '-' is stdin")  # fmt: skip
+    add_kafka_arguments(publish)
+    publish.add_argument("--partitions", type=int, default=8,
+                         help="partitions when the topic must be created")  # fmt: skip
+    publish.add_argument("--batch-events", type=int, default=500,
+                         help="events per Kafka message (1: one event per message)")  # fmt: skip
+    publish.set_defaults(handler=cmd_publish)
+
+    worker = sub.add_parser(
+        "worker",
+        help="run a streaming worker (Kafka -> figures -> /metrics)",
+        description="Consume canonical events from Kafka, keep per-call state and per-contract "
+        "figures in changelog-backed tables, and export them on /metrics.",
+    )
+    add_worker_arguments(worker)
+    worker.set_defaults(handler=cmd_worker)
     return parser
 
 

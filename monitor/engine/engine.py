@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from monitor.engine.aggregates import (
@@ -85,30 +86,51 @@ class ComplianceEngine:
             return True
         key = (event.contract_id, event.call_id)
         state = self._calls.get(key)
-        if state is None:
-            state = self._calls[key] = CallState()
-            if self.incremental:
-                state.observe(event.type, event.ts_ms, event.line)
-                self._add(event.contract_id, state.facts(), 1)
-                return True
-        elif self.incremental:
-            before = state.facts()
-            if state.observe(event.type, event.ts_ms, event.line):
-                after = state.facts()
-                if after != before:
-                    self._add(event.contract_id, before, -1)
-                    self._add(event.contract_id, after, 1)
+        if not self.incremental:
+            if state is None:
+                state = self._calls[key] = CallState()
+            state.observe(event.type, event.ts_ms, event.line)
             return True
-        state.observe(event.type, event.ts_ms, event.line)
+        if state is None:
+            state = self._calls[key] = self._new_state()
+            before = None
+        else:
+            before = self._snapshot(state)
+        if self._observe(state, event):
+            self._on_change(key, state, before)
         return True
+
+    # -- incremental hooks (the stream engine extends these) ----------------------------------
+
+    def _new_state(self) -> CallState:
+        return CallState()
+
+    def _observe(self, state: CallState, event: CallEvent) -> bool:
+        return state.observe(event.type, event.ts_ms, event.line)
+
+    def _snapshot(self, state: CallState) -> Any:
+        """What ``_on_change`` needs to retract the call's old contribution."""
+        return state.facts()
+
+    def _on_change(self, key: CallKey, state: CallState, before: Any) -> None:
+        """The call's state changed: retract its old contribution and add the new one."""
+        after = state.facts()
+        if after != before:
+            if before is not None:
+                self._add(key[0], before, -1)
+            self._add(key[0], after, 1)
 
     # -- aggregation ---------------------------------------------------------------------------
 
-    def day_key(self, contract_id: str, facts: CallFacts) -> DayKey:
+    def local_date(self, contract_id: str, ts_ms: int) -> str:
+        """ISO date of an instant in the contract's time zone."""
         zone = self._zones.get(contract_id)
         if zone is None:
             zone = self._zones[contract_id] = self.registry.zone(contract_id)
-        return (contract_id, facts.line, self._dates.date_of(zone, facts.arrival_ms))
+        return self._dates.date_of(zone, ts_ms)
+
+    def day_key(self, contract_id: str, facts: CallFacts) -> DayKey:
+        return (contract_id, facts.line, self.local_date(contract_id, facts.arrival_ms))
 
     def _add(self, contract_id: str, facts: CallFacts, sign: int) -> None:
         key = self.day_key(contract_id, facts)

@@ -7,7 +7,7 @@ import math
 import random
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -132,6 +132,7 @@ def generate_events(config: SimulationConfig) -> Iterator[Event]:
                 for n, (ts, kind) in enumerate(path):
                     event: Event = {
                         "event_id": f"{call_id}-{n}",
+                        "ts_ms": ts,
                         "call_id": call_id,
                         "contract_id": contract.contract_id,
                         "type": kind,
@@ -150,7 +151,7 @@ def generate_events(config: SimulationConfig) -> Iterator[Event]:
 
 _MALFORMED: tuple[bytes, ...] = (
     b"{not json",
-    b"[1, 2, 3]",
+    b'"a string, not an event"',
     b'{"event_id": "x", "contract_id": "ZZ999", "type": "queued", "ts": 1767600000}',
     b'{"event_id": "x", "contract_id": "H1234", "call_id": "c", "type": "teleport", "ts": 1}',
     b'{"event_id": "x", "contract_id": "H1234", "call_id": "c", "type": "queued", '
@@ -160,19 +161,27 @@ _MALFORMED: tuple[bytes, ...] = (
 )
 
 
-def damaged_records(config: SimulationConfig) -> Iterator[bytes]:
+class Record(NamedTuple):
+    contract_id: str  # the Kafka key: the contract the record was generated for
+    ts_ms: int  # event time it was generated at (drives --speed pacing)
+    value: bytes
+    standalone: bool = False  # malformed: must travel alone, not inside a batch message
+
+
+def damaged_records(config: SimulationConfig) -> Iterator[Record]:
     """Serialized records with the configured duplicates, reordering and malformed records."""
     rng = random.Random(config.seed * 7919 + 17)
-    delayed: list[tuple[int, bytes]] = []  # (release after n more records, record)
+    delayed: list[tuple[int, Record]] = []  # (release after n more records, record)
     emitted = 0
     limit = config.max_events
     for event in generate_events(config):
         if limit is not None and emitted >= limit:
             break
-        record = orjson.dumps(event)
+        ts_ms = event.pop("ts_ms")  # generation bookkeeping, not part of the canonical event
+        record = Record(event["contract_id"], ts_ms, orjson.dumps(event))
         roll = rng.random()
         if roll < config.malformed_rate:
-            record = rng.choice(_MALFORMED)
+            record = record._replace(value=rng.choice(_MALFORMED), standalone=True)
         elif roll < config.malformed_rate + config.reorder_rate:
             delayed.append((emitted + rng.randint(1, 50), record))
             continue
@@ -196,7 +205,7 @@ def write_events_file(config: SimulationConfig, out: IO[bytes]) -> int:
     count = 0
     buffer: list[bytes] = []
     for record in damaged_records(config):
-        buffer.append(record)
+        buffer.append(record.value)
         count += 1
         if len(buffer) >= 10_000:
             out.write(b"\n".join(buffer) + b"\n")

@@ -1,0 +1,194 @@
+"""Rolling windows (15 min, 1 h, 24 h) ending at the watermark, from per-minute buckets.
+
+Each call fact is attributed to the minute of the event that determines it:
+
+* received: the call's arrival;
+* queued outcome and within-30-s answer: the queue outcome (answered, or abandoned, disconnected
+  or ended while waiting);
+* answered and hold: the answer;
+* disconnected: the first ``disconnected`` event.
+
+A window of N minutes holds the N minute buckets ending with the watermark's own minute (the
+current, partial minute included). Running sums per window move as the watermark advances: the
+buckets that leave a window are subtracted, found through an index of which series have a bucket
+in which minute, so the cost follows the data, not the number of series.
+"""
+
+from __future__ import annotations
+
+import heapq
+from typing import NamedTuple
+
+from monitor.engine.calls import NEVER, CallState
+
+MINUTE_MS = 60_000
+WINDOW_MINUTES: tuple[int, ...] = (15, 60, 1440)
+WINDOW_LABELS: tuple[str, ...] = ("15m", "1h", "24h")
+
+# Positions in a window count vector.
+W_RECEIVED, W_QUEUED, W_WITHIN_30S, W_ANSWERED, W_HOLD_MS, W_DISCONNECTED = range(6)
+N_WINDOW_COUNTS = 6
+
+SeriesKey = tuple[str, str]  # (contract_id, line)
+
+
+class WindowFacts(NamedTuple):
+    """The times at which one call's facts count in rolling windows (None: not yet/never)."""
+
+    line: str
+    arrival_ms: int
+    outcome_ms: int | None
+    answered_within_30s: bool
+    answered_ms: int | None
+    hold_ms: int
+    disconnected_ms: int | None
+    waiting_since_ms: int | None  # queued with no outcome yet: the call is in the live queue
+
+
+def window_facts(state: CallState) -> WindowFacts:
+    facts = state.facts()
+    (_received, queued, answered, abandoned, disconnected, ended, *_rest) = state.earliest
+    outcome: int | None = None
+    waiting: int | None = None
+    if facts.requested_live:
+        if answered != NEVER:
+            outcome = answered
+        else:
+            first_end = min(abandoned, disconnected, ended)
+            if first_end != NEVER:
+                outcome = first_end
+            else:
+                waiting = queued
+    return WindowFacts(
+        line=facts.line,
+        arrival_ms=facts.arrival_ms,
+        outcome_ms=outcome,
+        answered_within_30s=facts.answered_within_30s,
+        answered_ms=answered if answered != NEVER else None,
+        hold_ms=facts.hold_ms,
+        disconnected_ms=disconnected if disconnected != NEVER else None,
+        waiting_since_ms=waiting,
+    )
+
+
+def contributions(facts: WindowFacts) -> list[tuple[int, int, int]]:
+    """(minute, count index, amount) triples one call adds to its series' buckets."""
+    out = [(facts.arrival_ms // MINUTE_MS, W_RECEIVED, 1)]
+    if facts.outcome_ms is not None:
+        minute = facts.outcome_ms // MINUTE_MS
+        out.append((minute, W_QUEUED, 1))
+        if facts.answered_within_30s:
+            out.append((minute, W_WITHIN_30S, 1))
+    if facts.answered_ms is not None:
+        minute = facts.answered_ms // MINUTE_MS
+        out.append((minute, W_ANSWERED, 1))
+        out.append((minute, W_HOLD_MS, facts.hold_ms))
+    if facts.disconnected_ms is not None:
+        out.append((facts.disconnected_ms // MINUTE_MS, W_DISCONNECTED, 1))
+    return out
+
+
+class RollingWindows:
+    """Minute buckets per (contract, line) and running sums for each window size."""
+
+    def __init__(self, sizes: tuple[int, ...] = WINDOW_MINUTES) -> None:
+        self.sizes = sizes
+        self.buckets: dict[SeriesKey, dict[int, list[int]]] = {}
+        self.sums: dict[SeriesKey, list[list[int]]] = {}
+        self._index: dict[int, set[SeriesKey]] = {}  # minute -> series with a bucket there
+        self._minute_heap: list[int] = []  # the minutes of _index, oldest first
+        self.watermark_minute: int | None = None
+        self.dirty: set[tuple[SeriesKey, int]] = set()  # (series, minute) changed since flush
+
+    def _index_bucket(self, series: SeriesKey, minute: int) -> None:
+        members = self._index.get(minute)
+        if members is None:
+            members = self._index[minute] = set()
+            heapq.heappush(self._minute_heap, minute)
+        members.add(series)
+
+    def add(self, series: SeriesKey, minute: int, index: int, amount: int) -> None:
+        buckets = self.buckets.get(series)
+        if buckets is None:
+            buckets = self.buckets[series] = {}
+            self.sums[series] = [[0] * N_WINDOW_COUNTS for _ in self.sizes]
+        bucket = buckets.get(minute)
+        if bucket is None:
+            if amount < 0:
+                return  # retracting from a bucket already dropped: outside every window
+            bucket = buckets[minute] = [0] * N_WINDOW_COUNTS
+            self._index_bucket(series, minute)
+        bucket[index] += amount
+        self.dirty.add((series, minute))
+        wm = self.watermark_minute
+        if wm is not None:
+            sums = self.sums[series]
+            for position, size in enumerate(self.sizes):
+                if wm - size < minute <= wm:
+                    sums[position][index] += amount
+
+    def advance(self, watermark_minute: int) -> None:
+        """Move the windows' end to a later minute, dropping what falls out of them."""
+        old = self.watermark_minute
+        if old is not None and watermark_minute <= old:
+            return
+        self.watermark_minute = watermark_minute
+        if old is None:
+            self._recompute()
+            return
+        for position, size in enumerate(self.sizes):
+            for minute in self._minutes_between(old - size, watermark_minute - size):
+                for series in self._index.get(minute, ()):
+                    bucket = self.buckets[series][minute]
+                    target = self.sums[series][position]
+                    for i in range(N_WINDOW_COUNTS):
+                        target[i] -= bucket[i]
+            # Buckets entering the window from ahead cannot exist: nothing is newer than the
+            # watermark. Buckets inside it already count.
+        self._drop_before(watermark_minute - max(self.sizes))
+
+    def _minutes_between(self, low: int, high: int) -> list[int]:
+        """Minutes m with low < m <= high that have buckets, cheaply for huge jumps."""
+        if high - low <= len(self._index):
+            return [m for m in range(low + 1, high + 1) if m in self._index]
+        return sorted(m for m in self._index if low < m <= high)
+
+    def _drop_before(self, cutoff_minute: int) -> None:
+        """Forget buckets no window can reach any more (minute <= cutoff)."""
+        heap = self._minute_heap
+        while heap and heap[0] <= cutoff_minute:
+            minute = heapq.heappop(heap)
+            for series in self._index.pop(minute, ()):
+                buckets = self.buckets[series]
+                del buckets[minute]
+                self.dirty.add((series, minute))
+                if not buckets:
+                    del self.buckets[series]
+                    del self.sums[series]
+
+    def _recompute(self) -> None:
+        wm = self.watermark_minute
+        for series, buckets in self.buckets.items():
+            sums = self.sums[series] = [[0] * N_WINDOW_COUNTS for _ in self.sizes]
+            if wm is None:
+                continue
+            for minute, bucket in buckets.items():
+                for position, size in enumerate(self.sizes):
+                    if wm - size < minute <= wm:
+                        target = sums[position]
+                        for i in range(N_WINDOW_COUNTS):
+                            target[i] += bucket[i]
+
+    def load_bucket(self, series: SeriesKey, minute: int, counts: list[int]) -> None:
+        """Restore one persisted bucket (call ``finish_load`` when all are in)."""
+        self.buckets.setdefault(series, {})[minute] = list(counts)
+        self._index_bucket(series, minute)
+        self.sums.setdefault(series, [[0] * N_WINDOW_COUNTS for _ in self.sizes])
+
+    def finish_load(self, watermark_minute: int | None) -> None:
+        self.watermark_minute = watermark_minute
+        self._recompute()
+        self.dirty.clear()
+
+    def window_counts(self, series: SeriesKey) -> list[list[int]]:
+        return self.sums.get(series, [[0] * N_WINDOW_COUNTS for _ in self.sizes])

@@ -1,0 +1,256 @@
+"""Worker settings from flags and ``MONITOR_*`` environment variables, validated up front."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+
+_DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h|d)?", re.ASCII)
+_UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, None: 1000}
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
+def parse_duration_ms(text: str) -> int:
+    """``90s``, ``30m``, ``6h``, ``1d``, ``250ms``; a bare number is seconds."""
+    match = _DURATION.fullmatch(text.strip())
+    if match is None:
+        raise ValueError(f"invalid duration {text!r} (use e.g. 90s, 30m, 6h, 1d)")
+    return int(float(match[1]) * _UNIT_MS[match[2]])
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaSecurity:
+    protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = None
+    ssl_cafile: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.protocol not in SECURITY_PROTOCOLS:
+            raise ValueError(f"security protocol must be one of {', '.join(SECURITY_PROTOCOLS)}")
+        if self.protocol.startswith("SASL"):
+            if self.sasl_mechanism not in SASL_MECHANISMS:
+                raise ValueError(
+                    f"{self.protocol} needs --sasl-mechanism {'|'.join(SASL_MECHANISMS)}"
+                )
+            if not self.sasl_username or not self.sasl_password:
+                raise ValueError(
+                    f"{self.protocol} needs a username and password "
+                    "(MONITOR_SASL_USERNAME, MONITOR_SASL_PASSWORD)"
+                )
+        if self.ssl_cafile and not Path(self.ssl_cafile).is_file():
+            raise ValueError(f"CA file not found: {self.ssl_cafile}")
+
+    def aiokafka_kwargs(self) -> dict[str, object]:
+        """Keyword arguments for aiokafka producers and consumers."""
+        kwargs: dict[str, object] = {"security_protocol": self.protocol}
+        if self.protocol in ("SSL", "SASL_SSL"):
+            kwargs["ssl_context"] = ssl.create_default_context(cafile=self.ssl_cafile)
+        if self.protocol.startswith("SASL"):
+            kwargs.update(
+                sasl_mechanism=self.sasl_mechanism,
+                sasl_plain_username=self.sasl_username,
+                sasl_plain_password=self.sasl_password,
+            )
+        return kwargs
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSettings:
+    bootstrap_servers: str = "127.0.0.1:9092"
+    app_id: str = "callcenter-monitor"
+    events_topic: str = "callcenter.events"
+    dlq_topic: str = "callcenter.dlq"
+    partitions: int = 8
+    contracts_file: str | None = None
+    web_host: str = "127.0.0.1"
+    web_port: int = 6066
+    store: str = "memory://"
+    data_dir: str = "var/worker"
+    lateness_ms: int = 6 * 3_600_000
+    dedup_horizon_ms: int = 24 * 3_600_000
+    max_future_ms: int = 24 * 3_600_000
+    max_contracts: int = 5_000
+    batch_messages: int = 500
+    batch_seconds: float = 0.2
+    security: KafkaSecurity = KafkaSecurity()
+
+    def __post_init__(self) -> None:
+        if not self.bootstrap_servers.strip():
+            raise ValueError("bootstrap servers must not be empty")
+        if not 1 <= self.partitions <= 1024:
+            raise ValueError("partitions must lie in 1..1024")
+        if not 0 <= self.web_port <= 65_535:
+            raise ValueError("web port must lie in 0..65535")
+        if not (self.store == "memory://" or self.store.startswith("rocksdb://")):
+            raise ValueError("store must be memory:// or rocksdb://")
+        if self.lateness_ms <= 0 or self.dedup_horizon_ms <= 0:
+            raise ValueError("lateness and de-duplication horizon must be positive")
+        if self.max_contracts < 1:
+            raise ValueError("max contracts must be at least 1")
+        if self.batch_messages < 1 or self.batch_seconds <= 0:
+            raise ValueError("batch size and batch seconds must be positive")
+        if self.contracts_file and not Path(self.contracts_file).is_file():
+            raise ValueError(f"contract registry not found: {self.contracts_file}")
+
+    @property
+    def repartition_topic(self) -> str:
+        return f"{self.events_topic}.repartition"
+
+    @property
+    def broker_urls(self) -> list[str]:
+        return [f"kafka://{host.strip()}" for host in self.bootstrap_servers.split(",")]
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    return os.environ.get(f"MONITOR_{name}", default)
+
+
+def add_kafka_arguments(parser: argparse.ArgumentParser) -> None:
+    """Connection flags shared by every command that talks to Kafka."""
+    parser.add_argument(
+        "--bootstrap-servers",
+        default=_env("BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
+        help="Kafka bootstrap servers, comma-separated (MONITOR_BOOTSTRAP_SERVERS)",
+    )
+    parser.add_argument(
+        "--events-topic",
+        default=_env("EVENTS_TOPIC", "callcenter.events"),
+        help="input topic (MONITOR_EVENTS_TOPIC)",
+    )
+    parser.add_argument(
+        "--security-protocol",
+        default=_env("SECURITY_PROTOCOL", "PLAINTEXT"),
+        choices=SECURITY_PROTOCOLS,
+        help="(MONITOR_SECURITY_PROTOCOL)",
+    )
+    parser.add_argument(
+        "--sasl-mechanism",
+        default=_env("SASL_MECHANISM"),
+        choices=SASL_MECHANISMS,
+        help="(MONITOR_SASL_MECHANISM)",
+    )
+    parser.add_argument(
+        "--sasl-username", default=_env("SASL_USERNAME"), help="(MONITOR_SASL_USERNAME)"
+    )
+    parser.add_argument(
+        "--ssl-cafile",
+        default=_env("SSL_CAFILE"),
+        help="CA bundle for SSL/SASL_SSL (MONITOR_SSL_CAFILE)",
+    )
+    # The password is read from MONITOR_SASL_PASSWORD only: flags show up in process lists.
+
+
+def security_from_args(args: argparse.Namespace) -> KafkaSecurity:
+    return KafkaSecurity(
+        protocol=args.security_protocol,
+        sasl_mechanism=args.sasl_mechanism,
+        sasl_username=args.sasl_username,
+        sasl_password=_env("SASL_PASSWORD"),
+        ssl_cafile=args.ssl_cafile,
+    )
+
+
+def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
+    add_kafka_arguments(parser)
+    parser.add_argument(
+        "--app-id",
+        default=_env("APP_ID", "callcenter-monitor"),
+        help="consumer group and state topic prefix (MONITOR_APP_ID)",
+    )
+    parser.add_argument(
+        "--dlq-topic",
+        default=_env("DLQ_TOPIC", "callcenter.dlq"),
+        help="dead-letter topic (MONITOR_DLQ_TOPIC)",
+    )
+    parser.add_argument(
+        "--partitions",
+        type=int,
+        default=int(_env("PARTITIONS", "8") or 8),
+        help="partitions of the input topic (MONITOR_PARTITIONS)",
+    )
+    parser.add_argument(
+        "--contracts", default=_env("CONTRACTS"), help="contract registry CSV (MONITOR_CONTRACTS)"
+    )
+    parser.add_argument(
+        "--web-host",
+        default=_env("WEB_HOST", "127.0.0.1"),
+        help="address of the /metrics endpoint (MONITOR_WEB_HOST)",
+    )
+    parser.add_argument(
+        "--web-port",
+        type=int,
+        default=int(_env("WEB_PORT", "6066") or 6066),
+        help="port of the /metrics endpoint (MONITOR_WEB_PORT)",
+    )
+    parser.add_argument(
+        "--store",
+        default=_env("STORE", "memory://"),
+        help="table store: memory:// or rocksdb:// (MONITOR_STORE)",
+    )
+    parser.add_argument(
+        "--data-dir",
+        default=_env("DATA_DIR", "var/worker"),
+        help="worker data directory (MONITOR_DATA_DIR)",
+    )
+    parser.add_argument(
+        "--lateness",
+        default=_env("LATENESS", "6h"),
+        help="events older than watermark minus this go to the DLQ (MONITOR_LATENESS)",
+    )
+    parser.add_argument(
+        "--dedup-horizon",
+        default=_env("DEDUP_HORIZON", "24h"),
+        help="how long event ids are remembered, event time (MONITOR_DEDUP_HORIZON)",
+    )
+    parser.add_argument(
+        "--max-future",
+        default=_env("MAX_FUTURE", "24h"),
+        help="refuse events this far past the wall clock (MONITOR_MAX_FUTURE)",
+    )
+    parser.add_argument(
+        "--max-contracts",
+        type=int,
+        default=int(_env("MAX_CONTRACTS", "5000") or 5000),
+        help="hard cap on tracked contracts (MONITOR_MAX_CONTRACTS)",
+    )
+    parser.add_argument(
+        "--batch-messages",
+        type=int,
+        default=int(_env("BATCH_MESSAGES", "500") or 500),
+        help="Kafka messages per processing batch (MONITOR_BATCH_MESSAGES)",
+    )
+    parser.add_argument(
+        "--batch-seconds",
+        type=float,
+        default=float(_env("BATCH_SECONDS", "0.2") or 0.2),
+        help="longest wait to fill a batch (MONITOR_BATCH_SECONDS)",
+    )
+
+
+def worker_settings_from_args(args: argparse.Namespace) -> WorkerSettings:
+    return WorkerSettings(
+        bootstrap_servers=args.bootstrap_servers,
+        app_id=args.app_id,
+        events_topic=args.events_topic,
+        dlq_topic=args.dlq_topic,
+        partitions=args.partitions,
+        contracts_file=args.contracts,
+        web_host=args.web_host,
+        web_port=args.web_port,
+        store=args.store,
+        data_dir=args.data_dir,
+        lateness_ms=parse_duration_ms(args.lateness),
+        dedup_horizon_ms=parse_duration_ms(args.dedup_horizon),
+        max_future_ms=parse_duration_ms(args.max_future),
+        max_contracts=args.max_contracts,
+        batch_messages=args.batch_messages,
+        batch_seconds=args.batch_seconds,
+        security=security_from_args(args),
+    )

@@ -1,0 +1,294 @@
+"""``monitor worker``: the faust-streaming worker.
+
+Flow per batch of Kafka messages (``take_events``, so one batch pays Faust's per-message costs
+once per message, not per event; our producers pack up to 2 000 events in one message):
+
+1. adopt the current partition assignment (hydrate engines of newly owned partitions from the
+   state table, drop revoked ones);
+2. validate each event; dead-letter rejections; send events whose message key is not their
+   contract to the repartition topic; apply the rest to the partition's engine;
+3. write the records the batch changed into the changelog-backed state table, a few per
+   contract (``use_partitioner=True`` with a partitioner that routes ``<contract>|...`` keys to
+   the contract's partition, which is what lets a batch write tables outside Faust's
+   per-event context).
+
+Faust is tuned only through its settings: batch reads, a larger stream buffer, producer
+linger/batch size, and no per-message sensor work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import faust
+from faust.sensors.monitor import Monitor
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from monitor.engine import ContractRegistry, Rejection
+from monitor.engine.stream import Outcome
+from monitor.logs import get_logger
+from monitor.metrics.collector import MonitorCollector, PipelineHealth
+from monitor.pipeline import dlq
+from monitor.pipeline.messages import decode_message, encode_batches
+from monitor.pipeline.partitioning import contract_partition, contract_partitioner
+from monitor.pipeline.partitions import OwnedPartitions
+from monitor.pipeline.settings import WorkerSettings
+
+log = get_logger("monitor.worker")
+
+STATE_TABLE = "state"
+
+
+class _QuietMonitor(Monitor):
+    """Faust's Monitor sensor keeps statistics per message, per event and per table write; our
+    own metrics come from the engine, so those hooks do nothing (Faust's ``Monitor`` setting)."""
+
+    def on_message_in(self, tp: Any, offset: int, message: Any) -> None:
+        pass
+
+    def on_stream_event_in(self, tp: Any, offset: int, stream: Any, event: Any) -> None:
+        return None
+
+    def on_stream_event_out(
+        self, tp: Any, offset: int, stream: Any, event: Any, state: Any = None
+    ) -> None:
+        pass
+
+    def on_message_out(self, tp: Any, offset: int, message: Any) -> None:
+        pass
+
+    def on_table_get(self, table: Any, key: Any) -> None:
+        pass
+
+    def on_table_set(self, table: Any, key: Any, value: Any) -> None:
+        pass
+
+    def on_table_del(self, table: Any, key: Any) -> None:
+        pass
+
+    def on_send_initiated(
+        self, producer: Any, topic: str, message: Any, keysize: int, valsize: int
+    ) -> Any:
+        return None
+
+    def on_send_completed(self, producer: Any, state: Any, metadata: Any) -> None:
+        pass
+
+
+class Worker:
+    """A faust app wired to the engine. One process, any number of partitions."""
+
+    def __init__(self, settings: WorkerSettings, registry: ContractRegistry) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.health = PipelineHealth()
+        self.partitions = OwnedPartitions(settings, registry)
+        self._offsets: dict[int, int] = {}
+        self.app = self._build_app()
+        self.metrics_registry = CollectorRegistry(auto_describe=False)
+        self.metrics_registry.register(
+            MonitorCollector(
+                self.partitions.engines_items,
+                registry,
+                self.health,
+                lag=self.consumer_lag,
+                owns_contract=self.owns_contract,
+            )
+        )
+
+    # -- wiring -----------------------------------------------------------------------------------
+
+    def _build_app(self) -> faust.App:
+        s = self.settings
+        Path(s.data_dir).mkdir(parents=True, exist_ok=True)
+        credentials: Any = None
+        if s.security.protocol != "PLAINTEXT":
+            kwargs = s.security.aiokafka_kwargs()
+            if s.security.protocol.startswith("SASL"):
+                credentials = faust.SASLCredentials(
+                    username=s.security.sasl_username,
+                    password=s.security.sasl_password,
+                    ssl_context=kwargs.get("ssl_context"),  # type: ignore[arg-type]
+                    mechanism=s.security.sasl_mechanism,
+                )
+            else:
+                credentials = faust.SSLCredentials(cafile=s.security.ssl_cafile)
+        app = faust.App(
+            s.app_id,
+            broker=s.broker_urls,
+            broker_credentials=credentials,
+            store=s.store,
+            datadir=s.data_dir,
+            topic_partitions=s.partitions,
+            topic_disable_leader=True,
+            producer_partitioner=contract_partitioner,
+            producer_linger_ms=10,
+            producer_max_batch_size=256 * 1024,
+            stream_buffer_maxsize=max(4096, s.batch_messages * 4),
+            stream_wait_empty=False,
+            web_enabled=True,
+            web_bind=s.web_host,
+            web_port=s.web_port,
+            web_host=s.web_host,
+            Monitor=_QuietMonitor,
+            value_serializer="raw",
+            key_serializer="raw",
+        )
+        self.events_topic = app.topic(
+            s.events_topic, partitions=s.partitions, key_serializer="raw", value_serializer="raw"
+        )
+        self.repartition_topic = app.topic(
+            s.repartition_topic, partitions=s.partitions, key_serializer="raw",
+            value_serializer="raw",
+        )  # fmt: skip
+        self.dlq_topic = app.topic(s.dlq_topic, key_serializer="raw", value_serializer="raw")
+        self.table = app.Table(
+            STATE_TABLE, partitions=s.partitions, use_partitioner=True,
+            key_type=bytes, value_type=bytes,
+        )  # fmt: skip
+        source = app.topic(
+            s.events_topic, s.repartition_topic, partitions=s.partitions,
+            key_serializer="raw", value_serializer="raw",
+        )  # fmt: skip
+
+        @app.agent(source, name="process-events")
+        async def process(stream: Any) -> None:
+            async for events in stream.take_events(s.batch_messages, within=s.batch_seconds):
+                await self.handle_batch(events)
+
+        @app.timer(1.0)  # type: ignore[untyped-decorator]
+        async def adopt_assignment() -> None:
+            # Hydrate newly owned partitions even when no message arrives for them.
+            tables: Any = app.tables
+            if not app.rebalancing and tables.recovery.completed.is_set():
+                self.partitions.sync(self.active_partitions(), self.table)
+
+        @app.page("/metrics")
+        async def metrics(web: Any, request: Any) -> Any:
+            # aiohttp refuses a charset inside content_type; the text format is UTF-8 anyway.
+            return web.bytes(
+                generate_latest(self.metrics_registry),
+                content_type=CONTENT_TYPE_LATEST.split(";")[0],
+            )
+
+        @app.page("/healthz")
+        async def healthz(web: Any, request: Any) -> Any:
+            return web.json({"partitions": sorted(self.partitions.engines)})
+
+        return app
+
+    # -- ownership --------------------------------------------------------------------------------
+
+    def active_partitions(self) -> set[int]:
+        topic = self.settings.events_topic
+        return {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == topic}
+
+    def owns_contract(self, contract_id: str) -> bool:
+        return contract_partition(contract_id, self.settings.partitions) in self.partitions.engines
+
+    def consumer_lag(self) -> dict[int, int]:
+        lag: dict[int, int] = {}
+        consumer: Any = self.app.consumer
+        for tp in self.app.assignor.assigned_actives():
+            if tp.topic != self.settings.events_topic:
+                continue
+            try:
+                highwater = consumer.highwater(tp)
+            except Exception:
+                continue
+            if highwater is None:
+                continue
+            done = self._offsets.get(tp.partition)
+            if done is None:  # nothing read since start: what the group last committed
+                done = consumer._committed_offset.get(tp)
+            lag[tp.partition] = max(0, highwater - (done + 1 if done is not None else 0))
+        return lag
+
+    # -- processing -------------------------------------------------------------------------------
+
+    async def handle_batch(self, events: Sequence[Any]) -> None:
+        s = self.settings
+        self.partitions.sync(self.active_partitions(), self.table)
+        self.health.batches += 1
+        engines = self.partitions.engines
+        dead: list[tuple[bytes, bytes]] = []
+        reroute: dict[str, list[bytes]] = defaultdict(list)
+        touched: set[int] = set()
+        tracked = self.partitions.contracts()
+        for event in events:
+            message = event.message
+            engine = engines.get(message.partition)
+            if engine is None:
+                continue  # revoked meanwhile: the new owner will read it
+            from_source = message.topic == s.events_topic
+            key = message.key
+            if from_source:
+                self._offsets[message.partition] = message.offset
+            touched.add(message.partition)
+            source = (message.topic, message.partition, message.offset)
+            for index, (item, raw) in enumerate(decode_message(message.value)):
+                element = index if raw is not message.value else None
+                if isinstance(item, Rejection):
+                    dead.append(self._dead(raw, item.reason.value, item.detail, source, element,
+                                           item.field))  # fmt: skip
+                    continue
+                contract = item.contract_id
+                if from_source and key != contract.encode():
+                    reroute[contract].append(raw)
+                    continue
+                if contract not in tracked:
+                    if len(tracked) >= s.max_contracts:
+                        dead.append(self._dead(raw, dlq.CONTRACT_LIMIT,
+                                               f"tracking {s.max_contracts} contracts already",
+                                               source, element))  # fmt: skip
+                        continue
+                    tracked.add(contract)
+                try:
+                    outcome = engine.process(item)
+                except Exception as exc:
+                    log.exception("event_failed", contract=contract)
+                    dead.append(self._dead(raw, dlq.PROCESSING_ERROR, repr(exc), source, element))
+                    continue
+                if outcome is Outcome.ACCEPTED:
+                    self.health.accepted += 1
+                elif outcome is Outcome.TOO_LATE:
+                    dead.append(self._dead(raw, dlq.TOO_LATE, "older than watermark - lateness",
+                                           source, element))  # fmt: skip
+                elif outcome is Outcome.FUTURE:
+                    detail = "too far past the wall clock"
+                    dead.append(self._dead(raw, dlq.FUTURE_TIMESTAMP, detail, source, element))
+        for partition in touched:
+            self.partitions.persist(partition, self.table)
+        for contract, raws in reroute.items():
+            for value in encode_batches(raws):
+                await self.repartition_topic.send(key=contract.encode(), value=value)
+            self.health.repartitioned += len(raws)
+        for key, value in dead:
+            await self.dlq_topic.send(key=key, value=value)
+        self.health.dead_lettered += len(dead)
+        # Give the producer a turn so table writes drain between batches.
+        await asyncio.sleep(0)
+
+    def _dead(
+        self,
+        raw: bytes,
+        reason: str,
+        detail: str,
+        source: tuple[str, int, int],
+        index: int | None,
+        field: str | None = None,
+    ) -> tuple[bytes, bytes]:
+        self.health.rejected[reason] += 1
+        topic, partition, offset = source
+        value = dlq.dead_letter(raw, reason, detail, topic=topic, partition=partition,
+                                offset=offset, field=field, index=index)  # fmt: skip
+        return reason.encode(), value
+
+    def run(self) -> None:
+        """Run until SIGINT/SIGTERM (Faust's worker handles both cleanly)."""
+        worker = faust.Worker(self.app, loglevel="WARN", quiet=True)
+        worker.execute_from_commandline()

@@ -1,0 +1,201 @@
+"""The stream engine: rolling windows, live queue, lateness, expiry and persistence."""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from monitor.engine import CallEvent, EventType
+from monitor.engine.stream import Outcome, StreamEngine
+from monitor.engine.windows import WINDOW_MINUTES
+
+T0 = 1_767_621_600_000  # 2026-01-05T14:00:00Z
+MIN = 60_000
+CALL_TYPES = [t for t in EventType if not t.is_status]
+
+
+def ev(n: int, call: str, kind: EventType, ts: int, contract: str = "H1234",
+       line: str = "member_services") -> CallEvent:  # fmt: skip
+    return CallEvent(f"e{n}", contract, call, kind, ts, line)
+
+
+def brute_force_windows(
+    events: list[CallEvent], watermark: int
+) -> dict[tuple[str, str], list[list[int]]]:
+    """Independent reference: group accepted events per call, attribute each fact by hand."""
+    calls: dict[tuple[str, str], list[CallEvent]] = defaultdict(list)
+    for e in events:
+        if e.call_id is not None:
+            calls[(e.contract_id, e.call_id)].append(e)
+    out: dict[tuple[str, str], list[list[int]]] = {}
+    wm_min = watermark // MIN
+    for (contract, _), evs in calls.items():
+
+        def first(kind: EventType, evs: list[CallEvent] = evs) -> CallEvent | None:
+            found = [e for e in evs if e.type == kind]
+            return min(found, key=lambda e: e.ts_ms) if found else None
+
+        received = first(EventType.CALL_RECEIVED)
+        arrival_event = received or min(evs, key=lambda e: e.ts_ms)
+        # Ties go to the first seen, as in the engine: min() keeps the first of equal keys.
+        line = arrival_event.line
+        arrival = arrival_event.ts_ms
+        queued, answered = first(EventType.QUEUED), first(EventType.ANSWERED)
+        ends = [first(k) for k in (EventType.ABANDONED, EventType.DISCONNECTED, EventType.ENDED)]
+        facts: list[tuple[int, int, int]] = [(arrival, 0, 1)]
+        if queued or answered:
+            hold_start = queued.ts_ms if queued else arrival
+            if answered:
+                hold = max(0, answered.ts_ms - hold_start)
+                facts += [(answered.ts_ms, 1, 1), (answered.ts_ms, 3, 1), (answered.ts_ms, 4, hold)]
+                if hold <= 30_000:
+                    facts.append((answered.ts_ms, 2, 1))
+            elif any(ends):
+                facts.append((min(e.ts_ms for e in ends if e), 1, 1))
+        disc = first(EventType.DISCONNECTED)
+        if disc:
+            facts.append((disc.ts_ms, 5, 1))
+        sums = out.setdefault((contract, line), [[0] * 6 for _ in WINDOW_MINUTES])
+        for ts, index, amount in facts:
+            for position, size in enumerate(WINDOW_MINUTES):
+                if wm_min - size < ts // MIN <= wm_min:
+                    sums[position][index] += amount
+    return out
+
+
+def random_events(rng: random.Random, n_calls: int, span_ms: int) -> list[CallEvent]:
+    events: list[CallEvent] = []
+    n = 0
+    for c in range(n_calls):
+        contract = rng.choice(["H1234", "S5678"])
+        line = rng.choice(["member_services", "pharmacy_help_desk"])
+        start = T0 + rng.randrange(span_ms)
+        for kind in rng.sample(CALL_TYPES, rng.randint(1, 6)):
+            n += 1
+            events.append(
+                CallEvent(
+                    f"e{n}",
+                    contract,
+                    f"c{c}",
+                    kind,
+                    start + rng.randrange(20 * MIN),
+                    rng.choice([line, line, "prospective_enrollee"]),
+                )
+            )
+            if rng.random() < 0.1:  # a duplicate id with other content
+                events.append(CallEvent(f"e{n}", contract, f"c{c}", EventType.ANSWERED,
+                                        start, line))  # fmt: skip
+    rng.shuffle(events)
+    return events
+
+
+def nonzero(d: dict[tuple[str, str], list[list[int]]]) -> dict[tuple[str, str], list[list[int]]]:
+    return {k: v for k, v in d.items() if any(any(row) for row in v)}
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 10_000), n_calls=st.integers(1, 40), hours=st.integers(1, 30))
+def test_window_sums_equal_brute_force_after_every_event(
+    seed: int, n_calls: int, hours: int
+) -> None:
+    rng = random.Random(seed)
+    events = random_events(rng, n_calls, hours * 60 * MIN)
+    engine = StreamEngine(lateness_ms=100 * 60 * MIN, max_future_ms=None)
+    accepted: list[CallEvent] = []
+    check_at = set(rng.sample(range(len(events)), min(8, len(events)))) | {len(events) - 1}
+    for i, event in enumerate(events):
+        if engine.process(event) is Outcome.ACCEPTED:
+            accepted.append(event)
+        if i in check_at:
+            assert engine.watermark_ms is not None
+            expected = nonzero(brute_force_windows(accepted, engine.watermark_ms))
+            actual = nonzero({s: engine.windows.window_counts(s) for s in engine.windows.sums})
+            assert actual == expected
+
+
+def test_too_late_events_are_refused_and_counted() -> None:
+    engine = StreamEngine(lateness_ms=60 * MIN, max_future_ms=None)
+    assert engine.process(ev(1, "a", EventType.CALL_RECEIVED, T0 + 120 * MIN)) is Outcome.ACCEPTED
+    assert engine.process(ev(2, "b", EventType.CALL_RECEIVED, T0 + 59 * MIN)) is Outcome.TOO_LATE
+    assert engine.process(ev(3, "c", EventType.CALL_RECEIVED, T0 + 60 * MIN)) is Outcome.ACCEPTED
+    assert engine.process(ev(1, "a", EventType.CALL_RECEIVED, T0)) is Outcome.DUPLICATE
+    assert engine.late_events == 1
+    assert engine.stats.duplicates == 1
+
+
+def test_future_timestamps_do_not_drag_the_watermark() -> None:
+    engine = StreamEngine(max_future_ms=24 * 60 * MIN, wall_clock_ms=lambda: T0)
+    assert engine.process(ev(1, "a", EventType.CALL_RECEIVED, T0 + 25 * 60 * MIN)) is Outcome.FUTURE
+    assert engine.watermark_ms is None
+    assert engine.process(ev(2, "a", EventType.CALL_RECEIVED, T0)) is Outcome.ACCEPTED
+    assert engine.watermark_ms == T0
+
+
+def test_live_queue_counts_waiting_calls_and_oldest_wait() -> None:
+    engine = StreamEngine(max_future_ms=None)
+    engine.process(ev(1, "a", EventType.QUEUED, T0))
+    engine.process(ev(2, "b", EventType.QUEUED, T0 + 30_000))
+    engine.process(ev(3, "c", EventType.QUEUED, T0 + 90_000))
+    engine.process(ev(4, "b", EventType.ANSWERED, T0 + 100_000))
+    waiting, oldest = engine.live_queue(("H1234", "member_services"))
+    assert waiting == 2  # a and c; b was answered
+    assert oldest == 100.0  # watermark T0+100 s minus a's queued time T0
+    engine.process(ev(5, "a", EventType.ABANDONED, T0 + 110_000))
+    assert engine.live_queue(("H1234", "member_services")) == (1, 20.0)
+
+
+def test_idle_calls_expire_and_their_ids_are_still_duplicates() -> None:
+    engine = StreamEngine(lateness_ms=60 * MIN, dedup_horizon_ms=180 * MIN, max_future_ms=None)
+    engine.process(ev(1, "a", EventType.QUEUED, T0))
+    engine.process(ev(2, "b", EventType.CALL_RECEIVED, T0 + 61 * MIN))
+    engine.expire()
+    assert engine.call_state("H1234", "a") is None
+    assert engine.live_queue(("H1234", "member_services"))[0] == 0
+    assert engine.process(ev(1, "a", EventType.QUEUED, T0 + 61 * MIN)) is Outcome.DUPLICATE
+    # Ids are kept per 10-minute slot of the call's first event (T0 starts a slot): once the
+    # whole slot is past the horizon, they are forgotten.
+    engine.process(ev(3, "z", EventType.CALL_RECEIVED, T0 + 189 * MIN))
+    engine.expire()
+    assert engine.process(ev(1, "a2", EventType.QUEUED, T0 + 189 * MIN)) is Outcome.DUPLICATE
+    engine.process(ev(4, "y", EventType.CALL_RECEIVED, T0 + 191 * MIN))
+    engine.expire()
+    assert engine.process(ev(1, "a3", EventType.QUEUED, T0 + 191 * MIN)) is Outcome.ACCEPTED
+
+
+def merge(into: dict[str, bytes], changes: dict[str, bytes | None]) -> None:
+    """What a compacted changelog keeps: the latest value of each key, deletions dropped."""
+    for key, value in changes.items():
+        if value is None:
+            into.pop(key, None)
+        else:
+            into[key] = value
+
+
+def test_restored_engine_equals_uninterrupted_one() -> None:
+    rng = random.Random(5)
+    events = random_events(rng, 80, 10 * 60 * MIN)
+    events.sort(key=lambda e: e.ts_ms)
+    uninterrupted = StreamEngine(lateness_ms=120 * MIN, max_future_ms=None)
+    persisted: dict[str, bytes] = {}
+    first = StreamEngine(lateness_ms=120 * MIN, max_future_ms=None)
+    half = len(events) // 2
+    for i, event in enumerate(events):
+        uninterrupted.process(event)
+        if i < half:
+            first.process(event)
+            if i % 17 == 0:
+                merge(persisted, first.drain_changes())
+    merge(persisted, first.drain_changes())
+    restored = StreamEngine(lateness_ms=120 * MIN, max_future_ms=None)
+    restored.load_records(persisted.items())
+    for event in events[half - 40 :]:  # replays some already-processed events, as Kafka would
+        restored.process(event)
+    assert restored.rows() == uninterrupted.rows()
+    assert restored.totals == uninterrupted.totals
+    assert restored.watermark_ms == uninterrupted.watermark_ms
+    for series in uninterrupted.windows.sums:
+        assert restored.windows.window_counts(series) == uninterrupted.windows.window_counts(series)
+    assert restored.queue == uninterrupted.queue
