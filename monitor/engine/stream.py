@@ -134,7 +134,9 @@ class StreamEngine(ComplianceEngine):
         self.totals: dict[SeriesKey, list[int]] = {}
         self.late_events = 0
         self.future_events = 0
-        self._last_expiry_ms = 0
+        # Expiry runs when the watermark enters a new 5-minute step, with cut-offs taken from
+        # the step: the same events give the same expiries, across restarts and replays.
+        self._expired_step = 0
         # Persistence groups calls into slots (by the time the call was first seen) so a batch
         # writes a few records per contract, not one per call: a table write costs ~65 µs.
         self._slot_of: dict[CallKey, int] = {}
@@ -167,7 +169,7 @@ class StreamEngine(ComplianceEngine):
         if event.call_id is None:
             self._slot(event.contract_id, ts // SLOT_MS).retired.append(event.event_id)
         if self.watermark_ms is not None and (
-            self.watermark_ms - self._last_expiry_ms >= _EXPIRY_EVERY_MS
+            self.watermark_ms // _EXPIRY_EVERY_MS > self._expired_step
         ):
             self.expire()
         return Outcome.ACCEPTED
@@ -243,10 +245,10 @@ class StreamEngine(ComplianceEngine):
 
     def expire(self) -> None:
         """Drop call state idle past the lateness horizon and ids past the dedup horizon."""
-        wm = self.watermark_ms
-        if wm is None:
+        if self.watermark_ms is None:
             return
-        self._last_expiry_ms = wm
+        self._expired_step = self.watermark_ms // _EXPIRY_EVERY_MS
+        wm = self._expired_step * _EXPIRY_EVERY_MS
         call_cutoff = wm - self.lateness_ms
         idle = [
             key
@@ -370,7 +372,7 @@ class StreamEngine(ComplianceEngine):
         self.windows.finish_load(
             None if self.watermark_ms is None else self.watermark_ms // MINUTE_MS
         )
-        self._last_expiry_ms = self.watermark_ms or 0
+        self._expired_step = (self.watermark_ms or 0) // _EXPIRY_EVERY_MS
 
     # -- reading -------------------------------------------------------------------------------
 

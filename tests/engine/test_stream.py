@@ -150,11 +150,11 @@ def test_live_queue_counts_waiting_calls_and_oldest_wait() -> None:
 def test_idle_calls_expire_and_their_ids_are_still_duplicates() -> None:
     engine = StreamEngine(lateness_ms=60 * MIN, dedup_horizon_ms=180 * MIN, max_future_ms=None)
     engine.process(ev(1, "a", EventType.QUEUED, T0))
-    engine.process(ev(2, "b", EventType.CALL_RECEIVED, T0 + 61 * MIN))
+    engine.process(ev(2, "b", EventType.CALL_RECEIVED, T0 + 65 * MIN))  # expiry steps: 5 min
     engine.expire()
     assert engine.call_state("H1234", "a") is None
     assert engine.live_queue(("H1234", "member_services"))[0] == 0
-    assert engine.process(ev(1, "a", EventType.QUEUED, T0 + 61 * MIN)) is Outcome.DUPLICATE
+    assert engine.process(ev(1, "a", EventType.QUEUED, T0 + 65 * MIN)) is Outcome.DUPLICATE
     # Ids are kept per 10-minute slot of the call's first event (T0 starts a slot): once the
     # whole slot is past the horizon, they are forgotten.
     engine.process(ev(3, "z", EventType.CALL_RECEIVED, T0 + 189 * MIN))
