@@ -114,7 +114,9 @@ class ComplianceEngine:
 
     def _on_change(self, key: CallKey, state: CallState, before: Any) -> None:
         """The call's state changed: retract its old contribution and add the new one."""
-        after = state.facts()
+        self._move_facts(key, before, state.facts())
+
+    def _move_facts(self, key: CallKey, before: CallFacts | None, after: CallFacts) -> None:
         if after != before:
             if before is not None:
                 self._add(key[0], before, -1)
@@ -132,7 +134,7 @@ class ComplianceEngine:
     def day_key(self, contract_id: str, facts: CallFacts) -> DayKey:
         return (contract_id, facts.line, self.local_date(contract_id, facts.arrival_ms))
 
-    def _add(self, contract_id: str, facts: CallFacts, sign: int) -> None:
+    def _add(self, contract_id: str, facts: CallFacts, sign: int) -> DayKey:
         key = self.day_key(contract_id, facts)
         counts = self._days.get(key)
         if counts is None:
@@ -141,6 +143,7 @@ class ComplianceEngine:
         if counts[0] == 0:
             # A day left with no calls (its only call moved to another day) has no row.
             del self._days[key]
+        return key
 
     def day_counts(self) -> dict[DayKey, list[int]]:
         """Current counts per day; in deferred mode computed now from the per-call state."""

@@ -19,6 +19,7 @@ future, which would otherwise drag the watermark ahead and make every real event
 from __future__ import annotations
 
 import time
+from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from enum import StrEnum
 from typing import Any
@@ -47,7 +48,7 @@ DEFAULT_MAX_FUTURE_MS = 24 * HOUR_MS
 # Upper bounds (seconds) of the hold-time histogram: exactly at the 30 s and 120 s limits.
 HOLD_BUCKETS_S: tuple[float, ...] = (5, 10, 20, 30, 45, 60, 90, 120, 180, 300, 600, 1200)
 _HOLD_BUCKETS_MS = tuple(int(b * 1000) for b in HOLD_BUCKETS_S)
-_EXPIRY_EVERY_MS = 5 * MINUTE_MS
+_EXPIRY_EVERY_MS = 30 * MINUTE_MS  # state lives up to 30 min past the horizon
 
 
 class Outcome(StrEnum):
@@ -134,7 +135,7 @@ class StreamEngine(ComplianceEngine):
         self.totals: dict[SeriesKey, list[int]] = {}
         self.late_events = 0
         self.future_events = 0
-        # Expiry runs when the watermark enters a new 5-minute step, with cut-offs taken from
+        # Expiry runs when the watermark enters a new 30-minute step, with cut-offs taken from
         # the step: the same events give the same expiries, across restarts and replays.
         self._expired_step = 0
         # Persistence groups calls into slots (by the time the call was first seen) so a batch
@@ -200,46 +201,91 @@ class StreamEngine(ComplianceEngine):
         return found
 
     def _snapshot(self, state: CallState) -> Snapshot:
-        return state.facts(), window_facts(state)
+        facts = state.facts()
+        return facts, window_facts(state, facts)
 
     def _on_change(self, key: CallKey, state: CallState, before: Any) -> None:
+        # Most events change one fact of one call: move only what differs (same day, same
+        # minute buckets) instead of retracting and re-adding the call's whole contribution.
         old_facts, old_window = before if before is not None else (None, None)
-        super()._on_change(key, state, old_facts)
-        new_window = window_facts(state)
+        new_facts = state.facts()
+        if new_facts != old_facts:
+            if (
+                old_facts is not None
+                and old_facts.arrival_ms == new_facts.arrival_ms
+                and old_facts.line == new_facts.line
+            ):
+                self._shift(key[0], old_facts, new_facts)
+            else:
+                self._move_facts(key, old_facts, new_facts)
+        new_window = window_facts(state, new_facts)
         if new_window == old_window:
             return
-        contract_id = key[0]
-        if old_window is not None:
-            self._add_window(contract_id, key, old_window, -1)
-        self._add_window(contract_id, key, new_window, 1)
+        if old_window is None or old_window.line != new_window.line:
+            if old_window is not None:
+                self._add_window(key, old_window, -1)
+            self._add_window(key, new_window, 1)
+            return
+        series = (key[0], new_window.line)
+        old_items, new_items = contributions(old_window), contributions(new_window)
+        removed = [item for item in old_items if item not in new_items]
+        added = [item for item in new_items if item not in old_items]
+        if removed:
+            self.windows.add_many(series, removed, -1)
+        if added:
+            self.windows.add_many(series, added, 1)
+        if old_window.waiting_since_ms != new_window.waiting_since_ms:
+            self._queue_update(series, key, old_window.waiting_since_ms, -1)
+            self._queue_update(series, key, new_window.waiting_since_ms, 1)
 
-    def _add(self, contract_id: str, facts: CallFacts, sign: int) -> None:
-        super()._add(contract_id, facts, sign)
+    def _shift(self, contract_id: str, old: CallFacts, new: CallFacts) -> None:
+        """Same day, same line: swap the call's old counts for its new ones in place."""
+        day = self.day_key(contract_id, new)
+        counts = self._days[day]
+        add_into(counts, old, -1)
+        add_into(counts, new, 1)
+        totals = self.totals[(contract_id, new.line)]
+        add_into(totals, old, -1)
+        add_into(totals, new, 1)
+        if old.answered:
+            totals[N_COUNTS + bisect_left(_HOLD_BUCKETS_MS, old.hold_ms)] -= 1
+        if new.answered:
+            totals[N_COUNTS + bisect_left(_HOLD_BUCKETS_MS, new.hold_ms)] += 1
         self._dirty_summaries.add(contract_id)
-        self._contract_days.setdefault(contract_id, set()).add(self.day_key(contract_id, facts))
-        self._contract_lines.setdefault(contract_id, set()).add(facts.line)
+
+    def _add(self, contract_id: str, facts: CallFacts, sign: int) -> DayKey:
+        day = super()._add(contract_id, facts, sign)
+        self._dirty_summaries.add(contract_id)
+        days = self._contract_days.get(contract_id)
+        if days is None:
+            days = self._contract_days[contract_id] = set()
+            self._contract_lines[contract_id] = set()
+        days.add(day)
         series = (contract_id, facts.line)
         totals = self.totals.get(series)
         if totals is None:
-            totals = self.totals[series] = [0] * (N_COUNTS + len(_HOLD_BUCKETS_MS))
+            totals = self.totals[series] = [0] * (N_COUNTS + len(_HOLD_BUCKETS_MS) + 1)
+            self._contract_lines[contract_id].add(facts.line)
         add_into(totals, facts, sign)
         if facts.answered:
-            for position, bound in enumerate(_HOLD_BUCKETS_MS):
-                if facts.hold_ms <= bound:
-                    totals[N_COUNTS + position] += sign
+            # One count in the hold's own bucket; the scrape makes the histogram cumulative.
+            totals[N_COUNTS + bisect_left(_HOLD_BUCKETS_MS, facts.hold_ms)] += sign
+        return day
 
-    def _add_window(self, contract_id: str, key: CallKey, facts: WindowFacts, sign: int) -> None:
-        series = (contract_id, facts.line)
-        for minute, index, amount in contributions(facts):
-            self.windows.add(series, minute, index, sign * amount)
-        if facts.waiting_since_ms is not None:
-            waiting = self.queue.setdefault(series, {})
-            if sign > 0:
-                waiting[key] = facts.waiting_since_ms
-            else:
-                waiting.pop(key, None)
-                if not waiting:
-                    del self.queue[series]
+    def _add_window(self, key: CallKey, facts: WindowFacts, sign: int) -> None:
+        series = (key[0], facts.line)
+        self.windows.add_many(series, contributions(facts), sign)
+        self._queue_update(series, key, facts.waiting_since_ms, sign)
+
+    def _queue_update(
+        self, series: SeriesKey, key: CallKey, waiting_since: int | None, sign: int
+    ) -> None:
+        if waiting_since is None:
+            return
+        if sign > 0:
+            self.queue.setdefault(series, {})[key] = waiting_since
+        else:
+            self._unqueue(series, key)
 
     # -- expiry --------------------------------------------------------------------------------
 

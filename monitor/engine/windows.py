@@ -19,7 +19,7 @@ from __future__ import annotations
 import heapq
 from typing import NamedTuple
 
-from monitor.engine.calls import NEVER, CallState
+from monitor.engine.calls import NEVER, CallFacts, CallState
 
 MINUTE_MS = 60_000
 WINDOW_MINUTES: tuple[int, ...] = (15, 60, 1440)
@@ -45,8 +45,10 @@ class WindowFacts(NamedTuple):
     waiting_since_ms: int | None  # queued with no outcome yet: the call is in the live queue
 
 
-def window_facts(state: CallState) -> WindowFacts:
-    facts = state.facts()
+def window_facts(state: CallState, facts: CallFacts | None = None) -> WindowFacts:
+    """The call's window facts; pass ``facts`` when already computed (saves a second pass)."""
+    if facts is None:
+        facts = state.facts()
     (_received, queued, answered, abandoned, disconnected, ended, *_rest) = state.earliest
     outcome: int | None = None
     waiting: int | None = None
@@ -108,24 +110,31 @@ class RollingWindows:
         members.add(series)
 
     def add(self, series: SeriesKey, minute: int, index: int, amount: int) -> None:
+        self.add_many(series, [(minute, index, amount)], 1)
+
+    def add_many(self, series: SeriesKey, items: list[tuple[int, int, int]], sign: int) -> None:
+        """Add (sign=1) or retract (sign=-1) one call's (minute, index, amount) contributions."""
         buckets = self.buckets.get(series)
         if buckets is None:
             buckets = self.buckets[series] = {}
             self.sums[series] = [[0] * N_WINDOW_COUNTS for _ in self.sizes]
-        bucket = buckets.get(minute)
-        if bucket is None:
-            if amount < 0:
-                return  # retracting from a bucket already dropped: outside every window
-            bucket = buckets[minute] = [0] * N_WINDOW_COUNTS
-            self._index_bucket(series, minute)
-        bucket[index] += amount
-        self.dirty.add((series, minute))
+        sums = self.sums[series]
         wm = self.watermark_minute
-        if wm is not None:
-            sums = self.sums[series]
-            for position, size in enumerate(self.sizes):
-                if wm - size < minute <= wm:
-                    sums[position][index] += amount
+        dirty = self.dirty
+        for minute, index, amount in items:
+            bucket = buckets.get(minute)
+            if bucket is None:
+                if sign < 0:
+                    continue  # retracting from a bucket already dropped: outside every window
+                bucket = buckets[minute] = [0] * N_WINDOW_COUNTS
+                self._index_bucket(series, minute)
+            delta = sign * amount
+            bucket[index] += delta
+            dirty.add((series, minute))
+            if wm is not None and minute <= wm:
+                for position, size in enumerate(self.sizes):
+                    if wm - size < minute:
+                        sums[position][index] += delta
 
     def advance(self, watermark_minute: int) -> None:
         """Move the windows' end to a later minute, dropping what falls out of them."""

@@ -166,9 +166,11 @@ class MonitorCollector(Collector):
                 if totals is not None:
                     for name, index in counter_index.items():
                         counters[name].add_metric(series, totals[index])
-                    buckets = [
-                        (str(bound), totals[N_COUNTS + i]) for i, bound in enumerate(HOLD_BUCKETS_S)
-                    ]
+                    buckets = []
+                    cumulative = 0
+                    for i, bound in enumerate(HOLD_BUCKETS_S):
+                        cumulative += totals[N_COUNTS + i]
+                        buckets.append((f"{bound:g}", cumulative))
                     buckets.append(("+Inf", totals[ANSWERED]))
                     hold.add_metric(series, buckets, totals[HOLD_MS] / 1000.0)
                 for label, counts in zip(

@@ -19,6 +19,7 @@ linger/batch size, and no per-message sensor work.
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -290,5 +291,9 @@ class Worker:
 
     def run(self) -> None:
         """Run until SIGINT/SIGTERM (Faust's worker handles both cleanly)."""
+        # The state is millions of small containers without reference cycles; with the default
+        # thresholds the cyclic collector rescans them constantly (~15 % of the CPU). Collect
+        # the young generation every 50 000 allocations instead of 700.
+        gc.set_threshold(50_000, 50, 100)
         worker = faust.Worker(self.app, loglevel="WARN", quiet=True)
         worker.execute_from_commandline()

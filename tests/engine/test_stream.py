@@ -150,19 +150,20 @@ def test_live_queue_counts_waiting_calls_and_oldest_wait() -> None:
 def test_idle_calls_expire_and_their_ids_are_still_duplicates() -> None:
     engine = StreamEngine(lateness_ms=60 * MIN, dedup_horizon_ms=180 * MIN, max_future_ms=None)
     engine.process(ev(1, "a", EventType.QUEUED, T0))
-    engine.process(ev(2, "b", EventType.CALL_RECEIVED, T0 + 65 * MIN))  # expiry steps: 5 min
+    engine.process(ev(2, "b", EventType.CALL_RECEIVED, T0 + 90 * MIN))  # expiry runs in 30-minute steps
     engine.expire()
     assert engine.call_state("H1234", "a") is None
     assert engine.live_queue(("H1234", "member_services"))[0] == 0
-    assert engine.process(ev(1, "a", EventType.QUEUED, T0 + 65 * MIN)) is Outcome.DUPLICATE
+    assert engine.process(ev(1, "a", EventType.QUEUED, T0 + 90 * MIN)) is Outcome.DUPLICATE
     # Ids are kept per 10-minute slot of the call's first event (T0 starts a slot): once the
     # whole slot is past the horizon, they are forgotten.
-    engine.process(ev(3, "z", EventType.CALL_RECEIVED, T0 + 189 * MIN))
+    # Expiry cut-offs come from the 30-minute step of the watermark (T0+180 min here).
+    engine.process(ev(3, "z", EventType.CALL_RECEIVED, T0 + 209 * MIN))
     engine.expire()
-    assert engine.process(ev(1, "a2", EventType.QUEUED, T0 + 189 * MIN)) is Outcome.DUPLICATE
-    engine.process(ev(4, "y", EventType.CALL_RECEIVED, T0 + 191 * MIN))
+    assert engine.process(ev(1, "a2", EventType.QUEUED, T0 + 209 * MIN)) is Outcome.DUPLICATE
+    engine.process(ev(4, "y", EventType.CALL_RECEIVED, T0 + 211 * MIN))
     engine.expire()
-    assert engine.process(ev(1, "a3", EventType.QUEUED, T0 + 191 * MIN)) is Outcome.ACCEPTED
+    assert engine.process(ev(1, "a3", EventType.QUEUED, T0 + 211 * MIN)) is Outcome.ACCEPTED
 
 
 def merge(into: dict[str, bytes], changes: dict[str, bytes | None]) -> None:
