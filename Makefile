@@ -36,6 +36,7 @@ test: lint typecheck
 
 bench: $(STAMP)
 	$(BIN)/python scripts/bench_report.py --events 1000000 --output docs/performance.md
+	$(BIN)/python scripts/bench_stream.py --events 1000000 --slow-events 300000 --output docs/performance.md
 
 run: $(STAMP)
 	bash scripts/run-local.sh

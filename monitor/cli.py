@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -57,7 +58,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         on_reject = RejectsWriter(rejects_stream) if rejects_stream else None
         try:
             engine = run_report(args.inputs, registry, on_reject)
-        except OSError as exc:
+        except (OSError, EOFError, zlib.error) as exc:
+            # gzip raises EOFError for a truncated file and zlib.error for a corrupt stream.
             raise CliError(f"cannot read input: {exc}") from None
     finally:
         if rejects_stream is not None and rejects_stream is not sys.stdout.buffer:

@@ -73,8 +73,9 @@ def run_once(path: Path) -> tuple[float, int]:
     return elapsed, usage.ru_maxrss
 
 
-def write_section(doc: Path, body: str) -> None:
-    begin, end = f"<!-- bench:{SECTION}:begin -->", f"<!-- bench:{SECTION}:end -->"
+def write_section(doc: Path, body: str, section: str = SECTION) -> None:
+    """Replace (or append) one benchmark's marked section of the performance document."""
+    begin, end = f"<!-- bench:{section}:begin -->", f"<!-- bench:{section}:end -->"
     text = doc.read_text() if doc.exists() else "# Performance\n\nWritten by `make bench`.\n"
     block = f"{begin}\n{body.rstrip()}\n{end}"
     if begin in text and end in text:

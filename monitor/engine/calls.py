@@ -53,7 +53,8 @@ class CallState:
     def observe(self, event_type: int, ts_ms: int, line: str) -> bool:
         """Fold one event in; return whether the state changed.
 
-        Ties keep the event seen first, so a replay in the same order gives the same line.
+        When two arrival-defining events share a time, the alphabetically first line wins, so
+        the call's line does not depend on the order in which its events arrived.
         """
         changed = False
         earliest = self.earliest
@@ -62,8 +63,18 @@ class CallState:
             if event_type == _CALL_RECEIVED:
                 self.received_line = line
             changed = True
+        elif (
+            event_type == _CALL_RECEIVED
+            and ts_ms == earliest[event_type]
+            and line < self.received_line
+        ):
+            self.received_line = line
+            changed = True
         if ts_ms < self.any_ms:
             self.any_ms = ts_ms
+            self.any_line = line
+            changed = True
+        elif ts_ms == self.any_ms and line < self.any_line:
             self.any_line = line
             changed = True
         return changed

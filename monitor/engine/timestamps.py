@@ -113,20 +113,38 @@ def parse_rfc3339_ms(text: str) -> int:
     return value
 
 
-def epoch_seconds_to_ms(seconds: int | float) -> int:
-    """Unix epoch seconds (JSON number) to ms, ties rounded half up on the number as written."""
+# Beyond this many seconds (about year 33 658) a number cannot be a valid time; checking first
+# keeps 1e308 from overflowing the arithmetic below.
+_EPOCH_SECONDS_LIMIT = 1e12
+
+
+def is_near_half_ms(seconds: float) -> bool:
+    """Whether a double lies so close to a half millisecond that its written digits decide."""
+    scaled = seconds * 1000.0
+    return math.isfinite(scaled) and abs(abs(scaled - int(scaled)) - 0.5) < 1e-3
+
+
+def epoch_seconds_to_ms(seconds: int | float | Decimal) -> int:
+    """Unix epoch seconds (JSON number) to ms, ties rounded half up on the number as written.
+
+    Pass a ``Decimal`` when the exact written digits are at hand; a float near a tie is read
+    from its shortest repr, which is the written number whenever a double can hold it.
+    """
     if isinstance(seconds, int):
         return seconds * 1000
+    if isinstance(seconds, Decimal):
+        if not seconds.is_finite() or abs(seconds) > _EPOCH_SECONDS_LIMIT:
+            raise TimestampError("epoch seconds out of range")
+        return int(seconds.scaleb(3).quantize(Decimal(1), rounding=ROUND_HALF_UP))
     if not math.isfinite(seconds):
         raise TimestampError("epoch seconds must be finite")
-    scaled = seconds * 1000.0
-    rounded = round(scaled)
+    if abs(seconds) > _EPOCH_SECONDS_LIMIT:
+        raise TimestampError("epoch seconds out of range")
     # Binary floats cannot hold most decimal fractions exactly: only near a tie does it matter
     # which way the written number lies, so only then pay for an exact decimal.
-    if abs(abs(scaled - int(scaled)) - 0.5) < 1e-3:
-        exact = Decimal(repr(seconds)).scaleb(3).quantize(Decimal(1), rounding=ROUND_HALF_UP)
-        rounded = int(exact)
-    return rounded
+    if is_near_half_ms(seconds):
+        return epoch_seconds_to_ms(Decimal(repr(seconds)))
+    return round(seconds * 1000.0)
 
 
 def check_range(ts_ms: int) -> int:

@@ -7,7 +7,9 @@ never raises for bad input: callers dead-letter rejections and carry on.
 
 from __future__ import annotations
 
+import json
 import re
+from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, NamedTuple
 
@@ -27,6 +29,7 @@ from monitor.engine.timestamps import (
     MIN_TS_MS,
     TimestampError,
     epoch_seconds_to_ms,
+    is_near_half_ms,
     parse_rfc3339_ms,
 )
 
@@ -112,12 +115,29 @@ def _remember(cache: set[str], value: str) -> None:
     cache.add(value)
 
 
-def _parse_ts(value: Any) -> int | Rejection:
+def _written_ts(raw: bytes | None) -> Decimal | None:
+    """The record's ``ts`` number exactly as written (a double may not hold it)."""
+    if raw is None:
+        return None
+    try:
+        obj = json.loads(raw, parse_float=Decimal)
+    except (ValueError, RecursionError):
+        return None
+    value = obj.get("ts") if type(obj) is dict else None
+    return value if type(value) is Decimal else None
+
+
+def _parse_ts(value: Any, raw: bytes | None) -> int | Rejection:
     try:
         if type(value) is str:
             ts_ms = parse_rfc3339_ms(value)
-        elif type(value) is int or type(value) is float:
+        elif type(value) is int:
             ts_ms = epoch_seconds_to_ms(value)
+        elif type(value) is float:
+            # Only a number within a rounding hair of a half millisecond needs its written
+            # digits; the stdlib re-parse is slow but that case is rare.
+            written = _written_ts(raw) if is_near_half_ms(value) else None
+            ts_ms = epoch_seconds_to_ms(written if written is not None else value)
         else:
             return _invalid(
                 "ts", f"must be an RFC 3339 string or epoch seconds, got {type(value).__name__}"
@@ -129,8 +149,12 @@ def _parse_ts(value: Any) -> int | Rejection:
     return _invalid("ts", f"outside [2000-01-01, 2100-01-01) UTC: {_describe(value)}")
 
 
-def validate_object(obj: Any) -> CallEvent | Rejection:
-    """Check a decoded JSON value against the contract; return the event or why not."""
+def validate_object(obj: Any, raw: bytes | None = None) -> CallEvent | Rejection:
+    """Check a decoded JSON value against the contract; return the event or why not.
+
+    ``raw`` is the record the value was decoded from, when there is one: an epoch number on the
+    edge of a rounding tie is then rounded from its written digits rather than from a double.
+    """
     if type(obj) is not dict:
         return Rejection(RejectReason.NOT_OBJECT, f"expected a JSON object, got {_json_kind(obj)}")
 
@@ -139,7 +163,7 @@ def validate_object(obj: Any) -> CallEvent | Rejection:
         return event_id
 
     contract_id = obj.get("contract_id")
-    if contract_id not in _valid_contracts:
+    if type(contract_id) is not str or contract_id not in _valid_contracts:
         if contract_id is None:
             return _missing("contract_id")
         if type(contract_id) is not str or CONTRACT_ID_PATTERN.fullmatch(contract_id) is None:
@@ -158,26 +182,31 @@ def validate_object(obj: Any) -> CallEvent | Rejection:
     call_id: str | Rejection | None
     reason: str | None = None
     if event_type.is_status:
-        # A status event concerns the whole line; a call_id is optional but must be sane.
-        call_id = None if obj.get("call_id") is None else _check_id(obj, "call_id")
+        # A status event concerns the whole line; a call_id is optional but must be sane, and
+        # it is dropped so that "no call_id" and "status event" stay one and the same.
+        if obj.get("call_id") is not None:
+            checked = _check_id(obj, "call_id")
+            if isinstance(checked, Rejection):
+                return checked
+        call_id = None
         status_reason = obj.get("reason")
         if type(status_reason) is str:
             reason = status_reason[:_MAX_STATUS_REASON]
     else:
         call_id = _check_id(obj, "call_id")
-    if isinstance(call_id, Rejection):
-        return call_id
+        if isinstance(call_id, Rejection):
+            return call_id
 
     if "ts" not in obj or obj["ts"] is None:
         return _missing("ts")
-    ts_ms = _parse_ts(obj["ts"])
+    ts_ms = _parse_ts(obj["ts"], raw)
     if isinstance(ts_ms, Rejection):
         return ts_ms
 
     line = obj.get("line")
     if line is None:
         line = DEFAULT_LINE
-    elif line not in _valid_lines:
+    elif type(line) is not str or line not in _valid_lines:
         if type(line) is not str or LINE_PATTERN.fullmatch(line) is None:
             return _invalid("line", f"{_describe(line)} does not match ^[a-z0-9_]{{1,32}}$")
         _remember(_valid_lines, line)
@@ -185,7 +214,7 @@ def validate_object(obj: Any) -> CallEvent | Rejection:
     return CallEvent(event_id, contract_id, call_id, event_type, ts_ms, line, reason)
 
 
-def _from_wire(wire: _WireEvent) -> CallEvent | Rejection | None:
+def _from_wire(wire: _WireEvent, raw: bytes) -> CallEvent | Rejection | None:
     """Finish a fast-path record, or return None to send it down the slow path."""
     event_type = EVENT_TYPES.get(wire.type)
     line = wire.line
@@ -194,20 +223,20 @@ def _from_wire(wire: _WireEvent) -> CallEvent | Rejection | None:
     if event_type is None or wire.contract_id not in _valid_contracts or line not in _valid_lines:
         return None
     reason: str | None = None
-    if wire.call_id is None:
-        if wire.type not in STATUS_EVENT_TYPES:
-            return _missing("call_id")
+    call_id = wire.call_id
+    if wire.type in STATUS_EVENT_TYPES:
+        call_id = None  # as on the slow path: a status event carries no call
         if type(wire.reason) is str:
             reason = wire.reason[:_MAX_STATUS_REASON]
-    elif type(wire.reason) is str and wire.type in STATUS_EVENT_TYPES:
-        reason = wire.reason[:_MAX_STATUS_REASON]
-    ts_ms = _parse_ts(wire.ts)
+    elif call_id is None:
+        return _missing("call_id")
+    ts_ms = _parse_ts(wire.ts, raw)
     if type(ts_ms) is Rejection:
         return ts_ms
     return CallEvent(
         wire.event_id,
         wire.contract_id,
-        wire.call_id,
+        call_id,
         event_type,
         ts_ms,  # type: ignore[arg-type]
         line,
@@ -252,16 +281,18 @@ def decode_record(raw: bytes) -> Any | Rejection:
 
 def validate_record(raw: bytes) -> CallEvent | Rejection:
     """Validate one non-blank record of raw bytes (without its line terminator)."""
-    if len(raw) <= MAX_LINE_BYTES:
+    # msgspec skips unknown fields without checking their bytes, so only pure-ASCII records
+    # (nearly all) take the fast path; orjson on the slow path validates UTF-8 throughout.
+    if len(raw) <= MAX_LINE_BYTES and raw.isascii():
         try:
             wire = _decode_wire(raw)
-        except (msgspec.DecodeError, UnicodeDecodeError):
-            pass
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+            pass  # the slow path finds the precise reason
         else:
-            event = _from_wire(wire)
+            event = _from_wire(wire, raw)
             if event is not None:
                 return event
     decoded = decode_record(raw)
     if type(decoded) is Rejection:
         return decoded
-    return validate_object(decoded)
+    return validate_object(decoded, raw)

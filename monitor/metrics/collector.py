@@ -234,6 +234,9 @@ class MonitorCollector(Collector):
         for reason, count in sorted(health.rejected.items()):
             rejected.add_metric([reason], count)
         yield rejected
+        yield CounterMetricFamily("callcenter_events_late",
+                                  "Events older than watermark - lateness (also in rejected)",
+                                  value=health.rejected.get("too_late", 0))  # fmt: skip
         yield CounterMetricFamily("callcenter_events_duplicate", "Events with an id already seen",
                                   value=sum(e.stats.duplicates for _, e in engines))  # fmt: skip
         yield CounterMetricFamily("callcenter_events_repartitioned",

@@ -79,6 +79,10 @@ class WorkerSettings:
     max_contracts: int = 5_000
     batch_messages: int = 500
     batch_seconds: float = 0.2
+    # How long the group waits for a silent member before giving its partitions away: what a
+    # kill -9 costs before another worker (or the restarted one) resumes. Kafka brokers accept
+    # 6 s .. 30 min by default.
+    session_timeout_ms: int = 10_000
     security: KafkaSecurity = KafkaSecurity()
 
     def __post_init__(self) -> None:
@@ -96,6 +100,8 @@ class WorkerSettings:
             raise ValueError("max contracts must be at least 1")
         if self.batch_messages < 1 or self.batch_seconds <= 0:
             raise ValueError("batch size and batch seconds must be positive")
+        if not 6_000 <= self.session_timeout_ms <= 1_800_000:
+            raise ValueError("session timeout must lie in 6s..30m (the broker's default bounds)")
         if self.contracts_file and not Path(self.contracts_file).is_file():
             raise ValueError(f"contract registry not found: {self.contracts_file}")
 
@@ -172,7 +178,7 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--partitions",
         type=int,
-        default=int(_env("PARTITIONS", "8") or 8),
+        default=_env("PARTITIONS", "8"),  # argparse converts and checks string defaults
         help="partitions of the input topic (MONITOR_PARTITIONS)",
     )
     parser.add_argument(
@@ -186,7 +192,7 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--web-port",
         type=int,
-        default=int(_env("WEB_PORT", "6066") or 6066),
+        default=_env("WEB_PORT", "6066"),  # argparse converts and checks string defaults
         help="port of the /metrics endpoint (MONITOR_WEB_PORT)",
     )
     parser.add_argument(
@@ -217,20 +223,25 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-contracts",
         type=int,
-        default=int(_env("MAX_CONTRACTS", "5000") or 5000),
+        default=_env("MAX_CONTRACTS", "5000"),  # argparse converts and checks string defaults
         help="hard cap on tracked contracts (MONITOR_MAX_CONTRACTS)",
     )
     parser.add_argument(
         "--batch-messages",
         type=int,
-        default=int(_env("BATCH_MESSAGES", "500") or 500),
+        default=_env("BATCH_MESSAGES", "500"),  # argparse converts and checks string defaults
         help="Kafka messages per processing batch (MONITOR_BATCH_MESSAGES)",
     )
     parser.add_argument(
         "--batch-seconds",
         type=float,
-        default=float(_env("BATCH_SECONDS", "0.2") or 0.2),
+        default=_env("BATCH_SECONDS", "0.2"),  # argparse converts and checks string defaults
         help="longest wait to fill a batch (MONITOR_BATCH_SECONDS)",
+    )
+    parser.add_argument(
+        "--session-timeout",
+        default=_env("SESSION_TIMEOUT", "10s"),
+        help="a silent worker loses its partitions after this (MONITOR_SESSION_TIMEOUT)",
     )
 
 
@@ -252,5 +263,6 @@ def worker_settings_from_args(args: argparse.Namespace) -> WorkerSettings:
         max_contracts=args.max_contracts,
         batch_messages=args.batch_messages,
         batch_seconds=args.batch_seconds,
+        session_timeout_ms=parse_duration_ms(args.session_timeout),
         security=security_from_args(args),
     )

@@ -131,6 +131,8 @@ class Worker:
             producer_max_batch_size=256 * 1024,
             stream_buffer_maxsize=max(4096, s.batch_messages * 4),
             stream_wait_empty=False,
+            broker_session_timeout=s.session_timeout_ms / 1000,
+            broker_heartbeat_interval=min(3.0, s.session_timeout_ms / 3000),
             web_enabled=True,
             web_bind=s.web_host,
             web_port=s.web_port,

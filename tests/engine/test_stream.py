@@ -36,11 +36,11 @@ def brute_force_windows(
 
         def first(kind: EventType, evs: list[CallEvent] = evs) -> CallEvent | None:
             found = [e for e in evs if e.type == kind]
-            return min(found, key=lambda e: e.ts_ms) if found else None
+            return min(found, key=lambda e: (e.ts_ms, e.line)) if found else None
 
         received = first(EventType.CALL_RECEIVED)
-        arrival_event = received or min(evs, key=lambda e: e.ts_ms)
-        # Ties go to the first seen, as in the engine: min() keeps the first of equal keys.
+        arrival_event = received or min(evs, key=lambda e: (e.ts_ms, e.line))
+        # Arrival-time ties go to the alphabetically first line, whatever the arrival order.
         line = arrival_event.line
         arrival = arrival_event.ts_ms
         queued, answered = first(EventType.QUEUED), first(EventType.ANSWERED)
@@ -150,7 +150,9 @@ def test_live_queue_counts_waiting_calls_and_oldest_wait() -> None:
 def test_idle_calls_expire_and_their_ids_are_still_duplicates() -> None:
     engine = StreamEngine(lateness_ms=60 * MIN, dedup_horizon_ms=180 * MIN, max_future_ms=None)
     engine.process(ev(1, "a", EventType.QUEUED, T0))
-    engine.process(ev(2, "b", EventType.CALL_RECEIVED, T0 + 90 * MIN))  # expiry runs in 30-minute steps
+    engine.process(
+        ev(2, "b", EventType.CALL_RECEIVED, T0 + 90 * MIN)
+    )  # expiry runs in 30-minute steps
     engine.expire()
     assert engine.call_state("H1234", "a") is None
     assert engine.live_queue(("H1234", "member_services"))[0] == 0
