@@ -172,6 +172,8 @@ def cmd_publish(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     import asyncio
 
+    import mode.loop
+
     from monitor.pipeline.settings import worker_settings_from_args
     from monitor.pipeline.topics import ensure_topics
     from monitor.pipeline.worker import Worker
@@ -180,6 +182,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
         settings = worker_settings_from_args(args)
     except ValueError as exc:
         raise CliError(str(exc)) from None
+    # Faust's supported way to pick the event loop; it must happen before any loop exists.
+    mode.loop.use(settings.event_loop)
     registry = _load_registry(settings.contracts_file)
     asyncio.run(
         ensure_topics(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Decimal, localcontext
 
 MIN_TS_MS = 946_684_800_000  # 2000-01-01T00:00:00Z, inclusive
 MAX_TS_MS = 4_102_444_800_000  # 2100-01-01T00:00:00Z, exclusive
@@ -135,7 +135,10 @@ def epoch_seconds_to_ms(seconds: int | float | Decimal) -> int:
     if isinstance(seconds, Decimal):
         if not seconds.is_finite() or abs(seconds) > _EPOCH_SECONDS_LIMIT:
             raise TimestampError("epoch seconds out of range")
-        return int(seconds.scaleb(3).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+        # The default context keeps 28 digits, which would round a long written number
+        # before the half-up rounding; the limit above bounds the integer part.
+        with localcontext(prec=len(seconds.as_tuple().digits) + 20):
+            return int(seconds.scaleb(3).quantize(Decimal(1), rounding=ROUND_HALF_UP))
     if not math.isfinite(seconds):
         raise TimestampError("epoch seconds must be finite")
     if abs(seconds) > _EPOCH_SECONDS_LIMIT:
