@@ -193,7 +193,15 @@ class Worker:
 
         @app.page("/healthz")
         async def healthz(web: Any, request: Any) -> Any:
-            return web.json({"partitions": sorted(self.partitions.engines)})
+            # Cheap progress for probes and benchmarks: /metrics renders every series.
+            engines = self.partitions.engines
+            return web.json({
+                "partitions": sorted(engines),
+                "accepted": self.health.accepted,
+                "duplicate": sum(e.stats.duplicates for e in engines.values()),
+                "rejected": sum(self.health.rejected.values()),
+                "watermark_ms": {str(p): e.watermark_ms for p, e in sorted(engines.items())},
+            })  # fmt: skip
 
         return app
 

@@ -32,6 +32,7 @@ from typing import Any
 import pytest
 
 from monitor.cli import main
+from tests.spec import ROW_FIELDS
 
 REPO = Path(__file__).resolve().parents[2]
 CONTRACTS = REPO / "deploy" / "contracts.csv"
@@ -39,27 +40,7 @@ MONITOR = Path(sys.executable).parent / "monitor"
 
 MAX_LINE = 64 * 1024
 
-ROW_KEYS = [
-    "contract_id",
-    "line",
-    "date",
-    "parent_org",
-    "calls_received",
-    "calls_queued",
-    "calls_answered",
-    "answered_within_30s",
-    "answered_within_30s_ratio",
-    "avg_hold_seconds",
-    "calls_disconnected",
-    "disconnect_rate",
-    "tty_calls",
-    "tty_connected_within_7m",
-    "interpreter_calls",
-    "interpreter_connected_within_8m",
-    "compliant_hold",
-    "compliant_answer",
-    "compliant_disconnect",
-]
+ROW_KEYS = list(ROW_FIELDS)
 INT_KEYS = {
     "calls_received",
     "calls_queued",

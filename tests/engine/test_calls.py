@@ -17,21 +17,9 @@ from monitor.engine.calls import (
     TTY_TARGET_MS,
 )
 from monitor.engine.events import DEFAULT_LINE, EVENT_TYPES
+from tests.spec import AB, CALL_TYPES, IC, IR, MIN, SEC, STATUS_TYPES, TC, TR, A, D, E, Q, R
 
 T0 = 1_767_621_600_000  # 2026-01-05T14:00:00Z
-SEC = 1_000
-MIN = 60 * SEC
-
-R = EventType.CALL_RECEIVED
-Q = EventType.QUEUED
-A = EventType.ANSWERED
-AB = EventType.ABANDONED
-D = EventType.DISCONNECTED
-E = EventType.ENDED
-TR = EventType.TTY_REQUESTED
-TC = EventType.TTY_CONNECTED
-IR = EventType.INTERPRETER_REQUESTED
-IC = EventType.INTERPRETER_CONNECTED
 
 Ev = tuple[EventType, int, str]  # (type, ts_ms, line)
 
@@ -56,20 +44,7 @@ def test_targets_are_the_cms_limits_in_ms() -> None:
 
 
 def test_wire_names_cover_exactly_the_contract_types() -> None:
-    assert set(EVENT_TYPES) == {
-        "call_received",
-        "queued",
-        "answered",
-        "abandoned",
-        "disconnected",
-        "ended",
-        "tty_requested",
-        "tty_connected",
-        "interpreter_requested",
-        "interpreter_connected",
-        "service_down",
-        "service_up",
-    }
+    assert set(EVENT_TYPES) == {*CALL_TYPES, *STATUS_TYPES}
     assert {name for name, t in EVENT_TYPES.items() if t.is_status} == {
         "service_down",
         "service_up",

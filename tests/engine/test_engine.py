@@ -21,20 +21,7 @@ from monitor.engine import (
     Rejection,
     validate_record,
 )
-
-SEC = 1_000
-MIN = 60 * SEC
-
-R = EventType.CALL_RECEIVED
-Q = EventType.QUEUED
-A = EventType.ANSWERED
-AB = EventType.ABANDONED
-D = EventType.DISCONNECTED
-E = EventType.ENDED
-TR = EventType.TTY_REQUESTED
-TC = EventType.TTY_CONNECTED
-IR = EventType.INTERPRETER_REQUESTED
-IC = EventType.INTERPRETER_CONNECTED
+from tests.spec import AB, IC, IR, MIN, SEC, TC, TR, A, D, E, Q, R
 
 
 def ms(text: str) -> int:

@@ -43,6 +43,7 @@ from monitor.engine import (
     validate_record,
 )
 from monitor.report import report_document, run_report
+from tests.spec import CALL_TYPES, STATUS_TYPES
 
 # -- the world of the generated streams -------------------------------------------------------
 
@@ -59,19 +60,6 @@ DEFAULT_ZONE = "America/New_York"  # §4: the zone of a contract that is not lis
 DEFAULT_LINE = "member_services"  # §2: absent or null line
 CONTRACTS = [*REGISTRY, UNLISTED]
 
-CALL_TYPES = [
-    "call_received",
-    "queued",
-    "answered",
-    "abandoned",
-    "disconnected",
-    "ended",
-    "tty_requested",
-    "tty_connected",
-    "interpreter_requested",
-    "interpreter_connected",
-]
-STATUS_TYPES = ["service_down", "service_up"]
 
 # Local midnights are anchored on these dates: ordinary days, DST changes on both hemispheres
 # (US 2026-03-08 / 2026-11-01, Australia and NZ 2026-04-05 / 2026-09-27 / 2026-10-04), a leap
