@@ -38,6 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 KAFKA_SH = ROOT / "deploy" / "kafka" / "kafka.sh"
 MONITOR = [sys.executable, "-m", "monitor", "--log-level", "WARNING"]
 PARTITIONS = 8
+WORKER_ARGS: list[str] = []  # set from --store for every worker run
 
 
 def free_port() -> int:
@@ -99,7 +100,7 @@ class Worker:
         self.args = [*MONITOR, "worker", "--bootstrap-servers", bootstrap, "--app-id", app_id,
                      "--events-topic", topic, "--dlq-topic", f"{topic}.dlq", "--partitions",
                      str(PARTITIONS), "--web-port", str(self.port), "--data-dir", str(data_dir),
-                     *extra]  # fmt: skip
+                     *WORKER_ARGS, *extra]  # fmt: skip
         self.log = data_dir.with_suffix(".log")
         self.process: subprocess.Popen[bytes] | None = None
 
