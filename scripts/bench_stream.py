@@ -294,10 +294,11 @@ def recovery(bootstrap: str, work: Path, contracts: int) -> tuple[float, int, fl
         try:
             # Owning every partition means hydrated; then one scrape a second for the figures.
             hydrated = wait_until(restarted.ready, 600, step=0.1)
+            print(f"recovery: partitions owned and hydrated {hydrated:.1f} s after the restart")
             seconds = hydrated + wait_until(
                 lambda: total(scrape(restarted.port), "callcenter_calls_received_total") == before,
                 600,
-                step=1.0,
+                step=0.25,
             )
         finally:
             restarted.stop()

@@ -83,7 +83,7 @@ class WorkerSettings:
     # How long the group waits for a silent member before giving its partitions away: what a
     # kill -9 costs before another worker (or the restarted one) resumes. Kafka brokers accept
     # 6 s .. 30 min by default.
-    session_timeout_ms: int = 10_000
+    session_timeout_ms: int = 6_000
     # uvloop runs Faust's per-message machinery markedly faster than asyncio's default loop.
     event_loop: str = "uvloop"
     security: KafkaSecurity = KafkaSecurity()
@@ -255,7 +255,7 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--session-timeout",
-        default=_env("SESSION_TIMEOUT", "10s"),
+        default=_env("SESSION_TIMEOUT", "6s"),
         help="a silent worker loses its partitions after this (MONITOR_SESSION_TIMEOUT)",
     )
 

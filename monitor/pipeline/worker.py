@@ -42,6 +42,16 @@ from monitor.pipeline.settings import WorkerSettings
 log = get_logger("monitor.worker")
 
 STATE_TABLE = "state"
+_YIELD_EVERY_EVENTS = 10_000  # ~0.3 s of processing
+# The state records are rewritten often; a restart reads the changelog back from its start, and
+# the broker compacts only closed segments. Small segments that roll every minute and an eager
+# cleaner keep what a restart reads close to one copy of the state.
+CHANGELOG_CONFIG = {
+    "segment.bytes": 8 * 1024 * 1024,
+    "segment.ms": 60_000,
+    "min.cleanable.dirty.ratio": 0.1,
+    "delete.retention.ms": 60_000,
+}
 
 
 class _ServiceWorker(faust.Worker):
@@ -145,7 +155,7 @@ class Worker:
             stream_buffer_maxsize=max(4096, s.batch_messages * 4),
             stream_wait_empty=False,
             broker_session_timeout=s.session_timeout_ms / 1000,
-            broker_heartbeat_interval=min(3.0, s.session_timeout_ms / 3000),
+            broker_heartbeat_interval=min(3.0, s.session_timeout_ms / 4000),
             web_enabled=True,
             web_bind=s.web_host,
             web_port=s.web_port,
@@ -164,7 +174,7 @@ class Worker:
         self.dlq_topic = app.topic(s.dlq_topic, key_serializer="raw", value_serializer="raw")
         self.table = app.Table(
             STATE_TABLE, partitions=s.partitions, use_partitioner=True,
-            key_type=bytes, value_type=bytes,
+            key_type=bytes, value_type=bytes, extra_topic_configs=CHANGELOG_CONFIG,
         )  # fmt: skip
         source = app.topic(
             s.events_topic, s.repartition_topic, partitions=s.partitions,
@@ -243,7 +253,13 @@ class Worker:
         reroute: dict[str, list[bytes]] = defaultdict(list)
         touched: set[int] = set()
         tracked = self.partitions.contracts()
+        since_yield = 0
         for event in events:
+            if since_yield >= _YIELD_EVERY_EVENTS:
+                # Let heartbeats, fetches and scrapes run: a batch of big messages can hold
+                # hundreds of thousands of events, longer than the session timeout.
+                await asyncio.sleep(0)
+                since_yield = 0
             message = event.message
             engine = engines.get(message.partition)
             if engine is None:
@@ -254,7 +270,9 @@ class Worker:
                 self._offsets[message.partition] = message.offset
             touched.add(message.partition)
             source = (message.topic, message.partition, message.offset)
-            for index, (item, raw) in enumerate(decode_message(message.value)):
+            items = decode_message(message.value)
+            since_yield += len(items)
+            for index, (item, raw) in enumerate(items):
                 element = index if raw is not message.value else None
                 if isinstance(item, Rejection):
                     dead.append(self._dead(raw, item.reason.value, item.detail, source, element,

@@ -37,7 +37,7 @@ def test_bad_duration_names_the_value() -> None:
 def test_defaults() -> None:
     s = settings_from([])
     assert (s.lateness_ms, s.dedup_horizon_ms, s.session_timeout_ms) == (
-        6 * 3_600_000, 24 * 3_600_000, 10_000)  # fmt: skip
+        6 * 3_600_000, 24 * 3_600_000, 6_000)  # fmt: skip
     assert (s.partitions, s.web_port, s.max_contracts, s.store) == (8, 6066, 5000, "memory://")
 
 
