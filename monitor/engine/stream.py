@@ -33,6 +33,8 @@ from monitor.engine.events import CallEvent
 from monitor.engine.registry import ContractRegistry
 from monitor.engine.windows import (
     MINUTE_MS,
+    N_WINDOW_COUNTS,
+    WINDOW_MINUTES,
     RollingWindows,
     SeriesKey,
     WindowFacts,
@@ -99,6 +101,17 @@ def _decode(raw: bytes) -> Any:
     return _decoder.decode(raw)
 
 
+def _new_totals() -> list[int]:
+    return [0] * (N_COUNTS + len(_HOLD_BUCKETS_MS) + 1)
+
+
+def _add_totals(totals: list[int], facts: CallFacts, sign: int) -> None:
+    add_into(totals, facts, sign)
+    if facts.answered:
+        # One count in the hold's own bucket; the scrape makes the histogram cumulative.
+        totals[N_COUNTS + bisect_left(_HOLD_BUCKETS_MS, facts.hold_ms)] += sign
+
+
 class _Slot:
     """The calls first seen in one 10-minute slot, and ids of expired calls and status events
     kept for de-duplication until the slot passes the de-duplication horizon."""
@@ -143,7 +156,30 @@ class StreamEngine(ComplianceEngine):
         self._slot_of: dict[CallKey, int] = {}
         self._slots: dict[SlotKey, _Slot] = {}
         self._dirty_slots: set[SlotKey] = set()
-        self._dirty_summaries: set[str] = set()
+        # Call states are persisted in generation records, log-structured: each drain writes
+        # one record per contract holding only the calls changed since the last drain, so the
+        # bytes written follow the changes, not the size of the state. A call's latest copy
+        # wins; a generation whose live calls fall under half of its copies is compacted (its
+        # live calls move to the new generation and the old record is deleted).
+        self._dirty_calls: set[CallKey] = set()
+        self._generation = 0
+        self._gen_of: dict[CallKey, int] = {}
+        self._gen_live: dict[SlotKey, set[str]] = {}  # (contract, generation) -> live call ids
+        self._gen_copies: dict[SlotKey, int] = {}  # call copies the record holds
+        self._gens_shrunk: set[SlotKey] = set()
+        # Calls that changed and then expired before a drain: their last state is written
+        # once more (as a dead copy), so a crash before the expired figures land still finds it.
+        self._final_copies: dict[CallKey, list[Any]] = {}
+        # The figures are not persisted as such: a restore derives them from the live calls
+        # plus, per contract, what its expired calls had contributed (one record rewritten when
+        # calls of the contract expire). A call's record is thus the only place its
+        # contribution is kept, and a crash between two records cannot count a call twice or
+        # lose it: the live calls are authoritative.
+        self._expired_days: dict[DayKey, list[int]] = {}
+        self._expired_totals: dict[SeriesKey, list[int]] = {}
+        self._expired_windows: dict[SeriesKey, dict[int, list[int]]] = {}
+        self._expired_step_of: dict[str, int] = {}  # contract -> step its record is complete to
+        self._dirty_expired: set[str] = set()
         # Per-contract indexes, so writing one contract's records never scans the others.
         self._contract_days: dict[str, set[DayKey]] = {}
         self._contract_lines: dict[str, set[str]] = {}
@@ -185,19 +221,20 @@ class StreamEngine(ComplianceEngine):
         state.event_ids.append(event.event_id)
         state.latest_ms = max(state.latest_ms, event.ts_ms)
         key = (event.contract_id, event.call_id or "")
-        slot = self._slot_of.get(key)
-        if slot is None:
+        if key not in self._slot_of:
             slot = self._slot_of[key] = event.ts_ms // SLOT_MS
-            self._slot(key[0], slot).calls.add(key[1])
-        self._dirty_slots.add((key[0], slot))
+            self._slot(key[0], slot, dirty=False).calls.add(key[1])
+        self._dirty_calls.add(key)
         return super()._observe(state, event)
 
-    def _slot(self, contract_id: str, slot: int) -> _Slot:
+    def _slot(self, contract_id: str, slot: int, *, dirty: bool = True) -> _Slot:
+        """The slot's record; ``dirty`` when its retired ids are about to change."""
         key = (contract_id, slot)
         found = self._slots.get(key)
         if found is None:
             found = self._slots[key] = _Slot()
-        self._dirty_slots.add(key)
+        if dirty:
+            self._dirty_slots.add(key)
         return found
 
     def _snapshot(self, state: CallState) -> Snapshot:
@@ -245,17 +282,11 @@ class StreamEngine(ComplianceEngine):
         add_into(counts, old, -1)
         add_into(counts, new, 1)
         totals = self.totals[(contract_id, new.line)]
-        add_into(totals, old, -1)
-        add_into(totals, new, 1)
-        if old.answered:
-            totals[N_COUNTS + bisect_left(_HOLD_BUCKETS_MS, old.hold_ms)] -= 1
-        if new.answered:
-            totals[N_COUNTS + bisect_left(_HOLD_BUCKETS_MS, new.hold_ms)] += 1
-        self._dirty_summaries.add(contract_id)
+        _add_totals(totals, old, -1)
+        _add_totals(totals, new, 1)
 
     def _add(self, contract_id: str, facts: CallFacts, sign: int) -> DayKey:
         day = super()._add(contract_id, facts, sign)
-        self._dirty_summaries.add(contract_id)
         days = self._contract_days.get(contract_id)
         if days is None:
             days = self._contract_days[contract_id] = set()
@@ -264,12 +295,12 @@ class StreamEngine(ComplianceEngine):
         series = (contract_id, facts.line)
         totals = self.totals.get(series)
         if totals is None:
-            totals = self.totals[series] = [0] * (N_COUNTS + len(_HOLD_BUCKETS_MS) + 1)
+            totals = self.totals[series] = _new_totals()
             self._contract_lines[contract_id].add(facts.line)
-        add_into(totals, facts, sign)
-        if facts.answered:
-            # One count in the hold's own bucket; the scrape makes the histogram cumulative.
-            totals[N_COUNTS + bisect_left(_HOLD_BUCKETS_MS, facts.hold_ms)] += sign
+        _add_totals(totals, facts, sign)
+        if sign < 0 and not any(totals):
+            # The line's only calls moved to another line: no series, as after a restore.
+            del self.totals[series]
         return day
 
     def _add_window(self, key: CallKey, facts: WindowFacts, sign: int) -> None:
@@ -308,15 +339,45 @@ class StreamEngine(ComplianceEngine):
             facts = window_facts(state)
             if facts.waiting_since_ms is not None:
                 self._unqueue((key[0], facts.line), key)
-            slot = self._slot(key[0], self._slot_of.pop(key))
+            slot_number = self._slot_of.pop(key)
+            if key in self._dirty_calls:
+                self._final_copies[key] = [slot_number, state.encode()]
+            slot = self._slot(key[0], slot_number)
             slot.calls.discard(key[1])
             slot.retired.extend(state.event_ids)
+            generation = self._gen_of.pop(key, None)
+            if generation is not None:
+                self._gen_live[(key[0], generation)].discard(key[1])
+                self._gens_shrunk.add((key[0], generation))
+            self._fold_expired(key[0], state)
         id_cutoff_slot = (wm - self.dedup_horizon_ms) // SLOT_MS
         for slot_key in [
             k for k, v in self._slots.items() if k[1] < id_cutoff_slot and not v.calls
         ]:
             self._seen_ids.difference_update(self._slots.pop(slot_key).retired)
             self._dirty_slots.add(slot_key)
+
+    def _fold_expired(self, contract_id: str, state: StreamCallState) -> None:
+        """Keep an expiring call's contribution in its contract's expired figures."""
+        facts = state.facts()
+        day = self.day_key(contract_id, facts)
+        counts = self._expired_days.get(day)
+        if counts is None:
+            counts = self._expired_days[day] = [0] * N_COUNTS
+        add_into(counts, facts)
+        series = (contract_id, facts.line)
+        totals = self._expired_totals.get(series)
+        if totals is None:
+            totals = self._expired_totals[series] = _new_totals()
+        _add_totals(totals, facts, 1)
+        buckets = self._expired_windows.setdefault(series, {})
+        for minute, index, amount in contributions(window_facts(state, facts)):
+            bucket = buckets.get(minute)
+            if bucket is None:
+                bucket = buckets[minute] = [0] * N_WINDOW_COUNTS
+            bucket[index] += amount
+        self._expired_step_of[contract_id] = self._expired_step
+        self._dirty_expired.add(contract_id)
 
     def _unqueue(self, series: SeriesKey, key: CallKey) -> None:
         waiting = self.queue.get(series)
@@ -328,97 +389,218 @@ class StreamEngine(ComplianceEngine):
     # -- persistence ---------------------------------------------------------------------------
 
     def drain_changes(self) -> dict[str, bytes | None]:
-        """Records changed since the last call, keyed as described in :func:`record_contract`
-        (None = delete). Keys start with the contract id, so a partitioner can route them."""
+        """Records changed since the last call (None = delete). Keys start with the contract
+        id, so a partitioner can route them.
+
+        The order is what makes a crash in the middle of writing them harmless (each step
+        assumes the ones before it landed): changed calls; then the expired figures of the
+        contracts whose calls expired; then the slots' retired ids (a call's ids may only be
+        forgotten as a call once its contribution is safe in the expired figures); then the
+        superseded call records; then the partition's own record.
+        """
         out: dict[str, bytes | None] = {}
+        deleted = self._drain_calls(out)
+        for contract_id in self._dirty_expired:
+            out[f"{contract_id}|x"] = _encode(self._expired_record(contract_id))
         for contract_id, slot in self._dirty_slots:
             found = self._slots.get((contract_id, slot))
-            out[f"{contract_id}|c|{slot}"] = None if found is None else _encode({
-                "calls": {
-                    call_id: self._calls[(contract_id, call_id)].encode()  # type: ignore[attr-defined]
-                    for call_id in found.calls
-                },
-                "retired": found.retired,
-            })  # fmt: skip
-        for contract_id in self._dirty_summaries:
-            out[f"{contract_id}|s"] = _encode(self._summary(contract_id))
-        hours: dict[tuple[str, int], dict[str, dict[int, list[int]]] | None] = {}
-        for (contract_id, _line), minute in self.windows.dirty:
-            hours[(contract_id, minute // 60)] = None
-        for contract_id, hour in hours:
-            record: dict[str, dict[int, list[int]]] = {}
-            for line in self._contract_lines.get(contract_id, ()):
-                buckets = self.windows.buckets.get((contract_id, line), {})
-                in_hour = {m: b for m, b in buckets.items() if m // 60 == hour}
-                if in_hour:
-                    record[line] = in_hour
-            out[f"{contract_id}|w|{hour}"] = _encode(record) if record else None
+            out[f"{contract_id}|c|{slot}"] = (
+                None if found is None else _encode({"retired": found.retired})
+            )
+        # Superseded call records go last: a worker killed in between leaves an extra copy
+        # (the newest wins on load), never a lost call.
+        for key in deleted:
+            out[key] = None
         out[META_KEY] = _encode({
             "watermark_ms": self.watermark_ms,
+            "generation": self._generation,
             "late_events": self.late_events,
             "future_events": self.future_events,
         })  # fmt: skip
         self._dirty_slots.clear()
-        self._dirty_summaries.clear()
-        self.windows.dirty.clear()
+        self._dirty_expired.clear()
         return out
 
-    def _summary(self, contract_id: str) -> dict[str, Any]:
-        days = [
-            [line, date, self._days[(contract_id, line, date)]]
-            for (_, line, date) in sorted(self._contract_days.get(contract_id, ()))
-            if (contract_id, line, date) in self._days
-        ]
-        totals = {
-            line: self.totals[(contract_id, line)]
-            for line in sorted(self._contract_lines.get(contract_id, ()))
-            if (contract_id, line) in self.totals
+    def _drain_calls(self, out: dict[str, bytes | None]) -> list[str]:
+        """Write each contract's changed calls as one new generation record; compact.
+
+        Returns the keys of the generation records to delete, for the caller to write last.
+        """
+        changed: dict[str, set[str]] = {}
+        shrunk, self._gens_shrunk = self._gens_shrunk, set()
+        for key in self._dirty_calls:
+            if key not in self._calls:  # expired meanwhile: expiry already left its generation
+                continue
+            changed.setdefault(key[0], set()).add(key[1])
+            old = self._gen_of.get(key)
+            if old is not None:
+                self._gen_live[(key[0], old)].discard(key[1])
+                shrunk.add((key[0], old))
+        self._dirty_calls.clear()
+        deleted: list[str] = []
+        for gen_key in shrunk:
+            live = self._gen_live.get(gen_key)
+            if live is None:
+                continue
+            if live and len(live) * 2 < self._gen_copies[gen_key]:
+                changed.setdefault(gen_key[0], set()).update(live)  # compaction
+                live.clear()
+            if not live:
+                del self._gen_live[gen_key], self._gen_copies[gen_key]
+                deleted.append(f"{gen_key[0]}|g|{gen_key[1]}")
+        finals: dict[str, dict[str, list[Any]]] = {}
+        for (contract_id, call_id), copy in self._final_copies.items():
+            finals.setdefault(contract_id, {})[call_id] = copy
+        self._final_copies.clear()
+        for contract_id in changed.keys() | finals.keys():
+            call_ids = changed.get(contract_id, set())
+            self._generation += 1
+            generation = self._generation
+            record = finals.get(contract_id, {})
+            for call_id in call_ids:
+                key = (contract_id, call_id)
+                self._gen_of[key] = generation
+                state = self._calls[key]
+                record[call_id] = [self._slot_of[key], state.encode()]  # type: ignore[attr-defined]
+            self._gen_live[(contract_id, generation)] = set(call_ids)
+            self._gen_copies[(contract_id, generation)] = len(record)
+            if len(call_ids) * 2 < len(record):  # mostly dead copies: gone at the next drain
+                self._gens_shrunk.add((contract_id, generation))
+            out[f"{contract_id}|g|{generation}"] = _encode(record)
+        return deleted
+
+    def _expired_record(self, contract_id: str) -> dict[str, Any]:
+        """What the contract's expired calls contribute; window minutes no window reaches
+        any more are dropped here, the one place they are visited."""
+        reach = (
+            None
+            if self.watermark_ms is None
+            else self.watermark_ms // MINUTE_MS - max(WINDOW_MINUTES)
+        )
+        lines = self._contract_lines.get(contract_id, set())
+        windows: list[list[Any]] = []
+        for line in sorted(lines):
+            buckets = self._expired_windows.get((contract_id, line))
+            if not buckets:
+                continue
+            if reach is not None:
+                for minute in [m for m in buckets if m <= reach]:
+                    del buckets[minute]
+            windows.append([line, [[m, b] for m, b in sorted(buckets.items())]])
+        return {
+            "step": self._expired_step_of.get(contract_id, 0),
+            "days": [
+                [line, date, self._expired_days[(contract_id, line, date)]]
+                for (_, line, date) in sorted(self._contract_days.get(contract_id, ()))
+                if (contract_id, line, date) in self._expired_days
+            ],
+            "totals": [
+                [line, self._expired_totals[(contract_id, line)]]
+                for line in sorted(lines)
+                if (contract_id, line) in self._expired_totals
+            ],
+            "windows": windows,
         }
-        return {"days": days, "totals": totals}
 
     def load_records(self, records: Iterable[tuple[str, bytes]]) -> None:
         """Rebuild state from persisted records (the latest value of each key)."""
+        generations: list[tuple[int, str, dict[str, list[Any]]]] = []
         for key, raw in records:
             value = _decode(raw)
             if key == META_KEY:
                 self.watermark_ms = value["watermark_ms"]
+                self._generation = value.get("generation", 0)
                 self.late_events = value["late_events"]
                 self.future_events = value["future_events"]
                 continue
             contract_id, kind, *rest = key.split("|")
             if kind == "c":
-                slot_number = int(rest[0])
-                slot = self._slots[(contract_id, slot_number)] = _Slot()
+                slot = self._slot(contract_id, int(rest[0]), dirty=False)
                 slot.retired = list(value["retired"])
                 self._seen_ids.update(slot.retired)
-                for call_id, encoded in value["calls"].items():
-                    call_key = (contract_id, call_id)
-                    state = StreamCallState.decode(encoded)
-                    self._calls[call_key] = state
-                    self._slot_of[call_key] = slot_number
-                    slot.calls.add(call_id)
-                    self._seen_ids.update(state.event_ids)
-                    facts = window_facts(state)
-                    if facts.waiting_since_ms is not None:
-                        series = (contract_id, facts.line)
-                        self.queue.setdefault(series, {})[call_key] = facts.waiting_since_ms
-            elif kind == "s":
-                for line, date, counts in value["days"]:
-                    self._days[(contract_id, line, date)] = list(counts)
-                    self._contract_days.setdefault(contract_id, set()).add(
-                        (contract_id, line, date)
-                    )
-                for line, totals in value["totals"].items():
-                    self.totals[(contract_id, line)] = list(totals)
-                    self._contract_lines.setdefault(contract_id, set()).add(line)
-            elif kind == "w":
-                for line, buckets in value.items():
-                    for minute, counts in buckets.items():
-                        self.windows.load_bucket((contract_id, line), int(minute), counts)
+            elif kind == "g":
+                generations.append((int(rest[0]), contract_id, value))
+            elif kind == "x":
+                self._load_expired(contract_id, value)
+        self._expired_step = (self.watermark_ms or 0) // _EXPIRY_EVERY_MS
+        self._load_generations(generations)
+        # The partition's record is written last: after a crash mid-write the calls may be
+        # newer. The watermark is the newest event time seen, and calls carry theirs.
+        # Expired figures are complete to a step the watermark had reached.
+        candidates = [state.latest_ms for state in self._calls.values()]  # type: ignore[attr-defined]
+        candidates += [step * _EXPIRY_EVERY_MS for step in self._expired_step_of.values()]
+        if self.watermark_ms is not None:
+            candidates.append(self.watermark_ms)
+        self.watermark_ms = max(candidates, default=None)
+        self._derive_figures()
+        if self.watermark_ms is not None and (
+            self.watermark_ms // _EXPIRY_EVERY_MS > self._expired_step
+        ):
+            self.expire()  # the step the lost partition record would have recorded
+
+    def _load_expired(self, contract_id: str, value: dict[str, Any]) -> None:
+        self._expired_step_of[contract_id] = value["step"]
+        for line, date, counts in value["days"]:
+            self._expired_days[(contract_id, line, date)] = list(counts)
+        for line, totals in value["totals"]:
+            self._expired_totals[(contract_id, line)] = list(totals)
+        for line, buckets in value["windows"]:
+            self._expired_windows[(contract_id, line)] = {m: list(b) for m, b in buckets}
+
+    def _load_generations(self, generations: list[tuple[int, str, dict[str, list[Any]]]]) -> None:
+        """Calls from generation records, oldest first so each call's latest copy wins."""
+        generations.sort(key=lambda item: item[0])
+        for generation, contract_id, record in generations:
+            self._generation = max(self._generation, generation)
+            self._gen_copies[(contract_id, generation)] = len(record)
+            live = self._gen_live[(contract_id, generation)] = set()
+            for call_id, (slot_number, encoded) in record.items():
+                key = (contract_id, call_id)
+                previous = self._gen_of.get(key)
+                if previous is not None:
+                    self._gen_live[(contract_id, previous)].discard(call_id)
+                self._gen_of[key] = generation
+                live.add(call_id)
+                self._calls[key] = StreamCallState.decode(encoded)
+                self._slot_of[key] = slot_number
+        for key, state in list(self._calls.items()):
+            assert isinstance(state, StreamCallState)
+            # A copy left by a call that expired is not a call: its contract's expired record
+            # holds its contribution (expiry cut-offs follow the 30-minute step, so this is the
+            # test expire() made) and its ids were retired into its slot.
+            step = self._expired_step_of.get(key[0])
+            if step is not None and state.latest_ms < step * _EXPIRY_EVERY_MS - self.lateness_ms:
+                del self._calls[key], self._slot_of[key]
+                self._gen_live[(key[0], self._gen_of.pop(key))].discard(key[1])
+                continue
+            self._slot(key[0], self._slot_of[key], dirty=False).calls.add(key[1])
+            self._seen_ids.update(state.event_ids)
+        # Records holding superseded copies get compacted or deleted by the next drain.
+        self._gens_shrunk.update(
+            gen_key
+            for gen_key, live in self._gen_live.items()
+            if len(live) < self._gen_copies[gen_key]
+        )
+
+    def _derive_figures(self) -> None:
+        """Every figure = what expired calls contributed + what the live calls contribute."""
+        for day, counts in self._expired_days.items():
+            self._days[day] = list(counts)
+            self._contract_days.setdefault(day[0], set()).add(day)
+            self._contract_lines.setdefault(day[0], set()).add(day[1])
+        for series, totals in self._expired_totals.items():
+            self.totals[series] = list(totals)
+            self._contract_lines.setdefault(series[0], set()).add(series[1])
+        for series, buckets in self._expired_windows.items():
+            for minute, counts in buckets.items():
+                self.windows.load_bucket(series, minute, counts)
+        for key, state in self._calls.items():
+            facts = state.facts()
+            self._add(key[0], facts, 1)
+            self._add_window(key, window_facts(state, facts), 1)
         self.windows.finish_load(
             None if self.watermark_ms is None else self.watermark_ms // MINUTE_MS
         )
-        self._expired_step = (self.watermark_ms or 0) // _EXPIRY_EVERY_MS
 
     # -- reading -------------------------------------------------------------------------------
 

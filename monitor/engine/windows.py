@@ -100,7 +100,6 @@ class RollingWindows:
         self._index: dict[int, set[SeriesKey]] = {}  # minute -> series with a bucket there
         self._minute_heap: list[int] = []  # the minutes of _index, oldest first
         self.watermark_minute: int | None = None
-        self.dirty: set[tuple[SeriesKey, int]] = set()  # (series, minute) changed since flush
 
     def _index_bucket(self, series: SeriesKey, minute: int) -> None:
         members = self._index.get(minute)
@@ -120,7 +119,6 @@ class RollingWindows:
             self.sums[series] = [[0] * N_WINDOW_COUNTS for _ in self.sizes]
         sums = self.sums[series]
         wm = self.watermark_minute
-        dirty = self.dirty
         for minute, index, amount in items:
             bucket = buckets.get(minute)
             if bucket is None:
@@ -130,7 +128,6 @@ class RollingWindows:
                 self._index_bucket(series, minute)
             delta = sign * amount
             bucket[index] += delta
-            dirty.add((series, minute))
             if wm is not None and minute <= wm:
                 for position, size in enumerate(self.sizes):
                     if wm - size < minute:
@@ -170,7 +167,6 @@ class RollingWindows:
             for series in self._index.pop(minute, ()):
                 buckets = self.buckets[series]
                 del buckets[minute]
-                self.dirty.add((series, minute))
                 if not buckets:
                     del self.buckets[series]
                     del self.sums[series]
@@ -196,8 +192,9 @@ class RollingWindows:
 
     def finish_load(self, watermark_minute: int | None) -> None:
         self.watermark_minute = watermark_minute
+        if watermark_minute is not None:
+            self._drop_before(watermark_minute - max(self.sizes))
         self._recompute()
-        self.dirty.clear()
 
     def window_counts(self, series: SeriesKey) -> list[list[int]]:
         return self.sums.get(series, [[0] * N_WINDOW_COUNTS for _ in self.sizes])
