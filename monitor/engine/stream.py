@@ -87,6 +87,7 @@ class StreamCallState(CallState):
 Snapshot = tuple[CallFacts, WindowFacts]
 SlotKey = tuple[str, int]  # (contract_id, slot number)
 SLOT_MS = 10 * MINUTE_MS
+_GEN_CHUNK = 2_000  # calls per generation record: ~200 KiB, well under Kafka's 1 MiB
 META_KEY = "#meta"  # the partition's own record (watermark, counters)
 
 _encoder = msgspec.msgpack.Encoder()
@@ -164,9 +165,9 @@ class StreamEngine(ComplianceEngine):
         self._dirty_calls: set[CallKey] = set()
         self._generation = 0
         self._gen_of: dict[CallKey, int] = {}
-        self._gen_live: dict[SlotKey, set[str]] = {}  # (contract, generation) -> live call ids
-        self._gen_copies: dict[SlotKey, int] = {}  # call copies the record holds
-        self._gens_shrunk: set[SlotKey] = set()
+        self._gen_live: dict[int, set[CallKey]] = {}  # generation -> calls whose copy is live
+        self._gen_copies: dict[int, int] = {}  # call copies the record holds
+        self._gens_shrunk: set[int] = set()
         # Calls that changed and then expired before a drain: their last state is written
         # once more (as a dead copy), so a crash before the expired figures land still finds it.
         self._final_copies: dict[CallKey, list[Any]] = {}
@@ -347,8 +348,8 @@ class StreamEngine(ComplianceEngine):
             slot.retired.extend(state.event_ids)
             generation = self._gen_of.pop(key, None)
             if generation is not None:
-                self._gen_live[(key[0], generation)].discard(key[1])
-                self._gens_shrunk.add((key[0], generation))
+                self._gen_live[generation].discard(key)
+                self._gens_shrunk.add(generation)
             self._fold_expired(key[0], state)
         id_cutoff_slot = (wm - self.dedup_horizon_ms) // SLOT_MS
         for slot_key in [
@@ -422,51 +423,58 @@ class StreamEngine(ComplianceEngine):
         return out
 
     def _drain_calls(self, out: dict[str, bytes | None]) -> list[str]:
-        """Write each contract's changed calls as one new generation record; compact.
+        """Write the partition's changed calls as new generation records; compact.
 
-        Returns the keys of the generation records to delete, for the caller to write last.
+        One record per batch (in chunks of at most ``_GEN_CHUNK`` calls), whatever the number
+        of contracts: each record is a changelog message a restart reads back. Returns the keys
+        of the generation records to delete, for the caller to write last.
         """
-        changed: dict[str, set[str]] = {}
+        changed: set[CallKey] = set()
         shrunk, self._gens_shrunk = self._gens_shrunk, set()
         for key in self._dirty_calls:
             if key not in self._calls:  # expired meanwhile: expiry already left its generation
                 continue
-            changed.setdefault(key[0], set()).add(key[1])
+            changed.add(key)
             old = self._gen_of.get(key)
             if old is not None:
-                self._gen_live[(key[0], old)].discard(key[1])
-                shrunk.add((key[0], old))
+                self._gen_live[old].discard(key)
+                shrunk.add(old)
         self._dirty_calls.clear()
         deleted: list[str] = []
-        for gen_key in shrunk:
-            live = self._gen_live.get(gen_key)
+        for generation in shrunk:
+            live = self._gen_live.get(generation)
             if live is None:
                 continue
-            if live and len(live) * 2 < self._gen_copies[gen_key]:
-                changed.setdefault(gen_key[0], set()).update(live)  # compaction
+            if live and len(live) * 2 < self._gen_copies[generation]:
+                changed.update(live)  # compaction
                 live.clear()
             if not live:
-                del self._gen_live[gen_key], self._gen_copies[gen_key]
-                deleted.append(f"{gen_key[0]}|g|{gen_key[1]}")
-        finals: dict[str, dict[str, list[Any]]] = {}
-        for (contract_id, call_id), copy in self._final_copies.items():
-            finals.setdefault(contract_id, {})[call_id] = copy
+                del self._gen_live[generation], self._gen_copies[generation]
+                deleted.append(f"#g|{generation}")
+        # Last states of calls that expired unsaved go first, as dead copies (a live copy
+        # written after them wins on load), in records the next drain deletes.
+        finals = [[key[0], key[1], *copy] for key, copy in self._final_copies.items()]
         self._final_copies.clear()
-        for contract_id in changed.keys() | finals.keys():
-            call_ids = changed.get(contract_id, set())
+        for start in range(0, len(finals), _GEN_CHUNK):
+            self._generation += 1
+            record = finals[start : start + _GEN_CHUNK]
+            self._gen_live[self._generation] = set()
+            self._gen_copies[self._generation] = len(record)
+            self._gens_shrunk.add(self._generation)
+            out[f"#g|{self._generation}"] = _encode(record)
+        keys = sorted(changed)
+        for start in range(0, len(keys), _GEN_CHUNK):
+            chunk = keys[start : start + _GEN_CHUNK]
             self._generation += 1
             generation = self._generation
-            record = finals.get(contract_id, {})
-            for call_id in call_ids:
-                key = (contract_id, call_id)
+            calls: list[list[Any]] = []
+            for key in chunk:
                 self._gen_of[key] = generation
                 state = self._calls[key]
-                record[call_id] = [self._slot_of[key], state.encode()]  # type: ignore[attr-defined]
-            self._gen_live[(contract_id, generation)] = set(call_ids)
-            self._gen_copies[(contract_id, generation)] = len(record)
-            if len(call_ids) * 2 < len(record):  # mostly dead copies: gone at the next drain
-                self._gens_shrunk.add((contract_id, generation))
-            out[f"{contract_id}|g|{generation}"] = _encode(record)
+                calls.append([key[0], key[1], self._slot_of[key], state.encode()])  # type: ignore[attr-defined]
+            self._gen_live[generation] = set(chunk)
+            self._gen_copies[generation] = len(chunk)
+            out[f"#g|{generation}"] = _encode(calls)
         return deleted
 
     def _expired_record(self, contract_id: str) -> dict[str, Any]:
@@ -504,7 +512,7 @@ class StreamEngine(ComplianceEngine):
 
     def load_records(self, records: Iterable[tuple[str, bytes]]) -> None:
         """Rebuild state from persisted records (the latest value of each key)."""
-        generations: list[tuple[int, str, dict[str, list[Any]]]] = []
+        generations: list[tuple[int, list[list[Any]]]] = []
         for key, raw in records:
             value = _decode(raw)
             if key == META_KEY:
@@ -513,13 +521,14 @@ class StreamEngine(ComplianceEngine):
                 self.late_events = value["late_events"]
                 self.future_events = value["future_events"]
                 continue
+            if key.startswith("#g|"):
+                generations.append((int(key[3:]), value))
+                continue
             contract_id, kind, *rest = key.split("|")
             if kind == "c":
                 slot = self._slot(contract_id, int(rest[0]), dirty=False)
                 slot.retired = list(value["retired"])
                 self._seen_ids.update(slot.retired)
-            elif kind == "g":
-                generations.append((int(rest[0]), contract_id, value))
             elif kind == "x":
                 self._load_expired(contract_id, value)
         self._expired_step = (self.watermark_ms or 0) // _EXPIRY_EVERY_MS
@@ -547,20 +556,20 @@ class StreamEngine(ComplianceEngine):
         for line, buckets in value["windows"]:
             self._expired_windows[(contract_id, line)] = {m: list(b) for m, b in buckets}
 
-    def _load_generations(self, generations: list[tuple[int, str, dict[str, list[Any]]]]) -> None:
+    def _load_generations(self, generations: list[tuple[int, list[list[Any]]]]) -> None:
         """Calls from generation records, oldest first so each call's latest copy wins."""
         generations.sort(key=lambda item: item[0])
-        for generation, contract_id, record in generations:
+        for generation, record in generations:
             self._generation = max(self._generation, generation)
-            self._gen_copies[(contract_id, generation)] = len(record)
-            live = self._gen_live[(contract_id, generation)] = set()
-            for call_id, (slot_number, encoded) in record.items():
+            self._gen_copies[generation] = len(record)
+            live = self._gen_live[generation] = set()
+            for contract_id, call_id, slot_number, encoded in record:
                 key = (contract_id, call_id)
                 previous = self._gen_of.get(key)
                 if previous is not None:
-                    self._gen_live[(contract_id, previous)].discard(call_id)
+                    self._gen_live[previous].discard(key)
                 self._gen_of[key] = generation
-                live.add(call_id)
+                live.add(key)
                 self._calls[key] = StreamCallState.decode(encoded)
                 self._slot_of[key] = slot_number
         for key, state in list(self._calls.items()):
@@ -571,15 +580,15 @@ class StreamEngine(ComplianceEngine):
             step = self._expired_step_of.get(key[0])
             if step is not None and state.latest_ms < step * _EXPIRY_EVERY_MS - self.lateness_ms:
                 del self._calls[key], self._slot_of[key]
-                self._gen_live[(key[0], self._gen_of.pop(key))].discard(key[1])
+                self._gen_live[self._gen_of.pop(key)].discard(key)
                 continue
             self._slot(key[0], self._slot_of[key], dirty=False).calls.add(key[1])
             self._seen_ids.update(state.event_ids)
         # Records holding superseded copies get compacted or deleted by the next drain.
         self._gens_shrunk.update(
-            gen_key
-            for gen_key, live in self._gen_live.items()
-            if len(live) < self._gen_copies[gen_key]
+            generation
+            for generation, live in self._gen_live.items()
+            if len(live) < self._gen_copies[generation]
         )
 
     def _derive_figures(self) -> None:

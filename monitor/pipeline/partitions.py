@@ -6,7 +6,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, MutableMapping
 
 from monitor.engine import ContractRegistry
-from monitor.engine.stream import META_KEY, StreamEngine
+from monitor.engine.stream import StreamEngine
 from monitor.logs import get_logger
 from monitor.pipeline.partitioning import partition_of_key, partition_record_key
 from monitor.pipeline.settings import WorkerSettings
@@ -63,8 +63,8 @@ class OwnedPartitions:
             partition = partition_of_key(key, count)
             if partition in records:
                 text = key.decode()
-                if text.startswith("#"):
-                    text = META_KEY if text.endswith("|meta") else text
+                if text.startswith("#"):  # "#<partition>|name" is the engine's "#name"
+                    text = "#" + text.split("|", 1)[1]
                 records[partition].append((text, value))
         for partition in sorted(new):
             engine = self._factory()
@@ -85,7 +85,8 @@ class OwnedPartitions:
             return 0
         changes = engine.drain_changes()
         for key, value in changes.items():
-            name = partition_record_key(partition, "meta") if key == META_KEY else key
+            # The engine's own records ("#name") are the partition's, not a contract's.
+            name = partition_record_key(partition, key[1:]) if key.startswith("#") else key
             raw_key = name.encode()
             if value is None:
                 if raw_key in table:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -336,5 +337,7 @@ class Worker:
         # thresholds the cyclic collector rescans them constantly (~15 % of the CPU). Collect
         # the young generation every 50 000 allocations instead of 700.
         gc.set_threshold(50_000, 50, 100)
-        worker = _ServiceWorker(self.app, loglevel="WARN", quiet=True)
+        # Faust's own logs follow the level chosen for ours (--log-level, MONITOR_LOG_LEVEL).
+        level = logging.getLevelName(max(logging.getLogger().level, logging.INFO))
+        worker = _ServiceWorker(self.app, loglevel=level, quiet=True)
         worker.execute_from_commandline()
