@@ -257,7 +257,8 @@ def test_repeated_restores_equal_an_uninterrupted_run(
     assert persisted_state(engine) == persisted_state(uninterrupted)
 
 
-@settings(max_examples=300, deadline=None)
+# Fixed examples: a failure here must reproduce, and it depends on where the crash falls.
+@settings(max_examples=300, deadline=None, derandomize=True)
 @given(seed=st.integers(0, 1_000_000), drain_every=st.integers(1, 10))
 def test_crash_in_the_middle_of_a_flush_loses_and_doubles_nothing(
     seed: int, drain_every: int
