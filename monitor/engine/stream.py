@@ -152,14 +152,15 @@ class StreamEngine(ComplianceEngine):
         # Expiry runs when the watermark enters a new 30-minute step, with cut-offs taken from
         # the step: the same events give the same expiries, across restarts and replays.
         self._expired_step = 0
-        # Persistence groups calls into slots (by the time the call was first seen) so a batch
-        # writes a few records per contract, not one per call: a table write costs ~65 µs.
+        # Calls are grouped into 10-minute slots by the time they were first seen; a slot keeps
+        # the ids of its expired calls for de-duplication until it passes the horizon.
         self._slot_of: dict[CallKey, int] = {}
         self._slots: dict[SlotKey, _Slot] = {}
         self._dirty_slots: set[SlotKey] = set()
         # Call states are persisted in generation records, log-structured: each drain writes
-        # one record per contract holding only the calls changed since the last drain, so the
-        # bytes written follow the changes, not the size of the state. A call's latest copy
+        # one record per partition (in chunks) holding only the calls changed since the last
+        # drain, so the bytes written follow the changes, not the size of the state (and a
+        # table write costs ~65 µs, so records are few). A call's latest copy
         # wins; a generation whose live calls fall under half of its copies is compacted (its
         # live calls move to the new generation and the old record is deleted).
         self._dirty_calls: set[CallKey] = set()
@@ -291,13 +292,13 @@ class StreamEngine(ComplianceEngine):
         days = self._contract_days.get(contract_id)
         if days is None:
             days = self._contract_days[contract_id] = set()
-            self._contract_lines[contract_id] = set()
         days.add(day)
         series = (contract_id, facts.line)
         totals = self.totals.get(series)
         if totals is None:
             totals = self.totals[series] = _new_totals()
-            self._contract_lines[contract_id].add(facts.line)
+            # setdefault: a restore may have listed the contract's lines already.
+            self._contract_lines.setdefault(contract_id, set()).add(facts.line)
         _add_totals(totals, facts, sign)
         if sign < 0 and not any(totals):
             # The line's only calls moved to another line: no series, as after a restore.

@@ -108,9 +108,6 @@ class RollingWindows:
             heapq.heappush(self._minute_heap, minute)
         members.add(series)
 
-    def add(self, series: SeriesKey, minute: int, index: int, amount: int) -> None:
-        self.add_many(series, [(minute, index, amount)], 1)
-
     def add_many(self, series: SeriesKey, items: list[tuple[int, int, int]], sign: int) -> None:
         """Add (sign=1) or retract (sign=-1) one call's (minute, index, amount) contributions."""
         buckets = self.buckets.get(series)
