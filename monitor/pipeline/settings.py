@@ -95,12 +95,8 @@ class WorkerSettings:
             raise ValueError("partitions must lie in 1..1024")
         if not 0 <= self.web_port <= 65_535:
             raise ValueError("web port must lie in 0..65535")
-        if self.store.startswith("rocksdb://"):
-            # Faust's RocksDB store picks its database from the event being processed, and the
-            # worker writes its table once per micro-batch, outside any one event.
-            raise ValueError("store rocksdb:// is not supported yet; use memory://")
-        if self.store != "memory://":
-            raise ValueError("store must be memory://")
+        if self.store not in ("memory://", "rocksdb://"):
+            raise ValueError(f"store must be memory:// or rocksdb://, not {self.store!r}")
         if self.lateness_ms <= 0 or self.dedup_horizon_ms <= 0:
             raise ValueError("lateness and de-duplication horizon must be positive")
         if self.max_contracts < 1:
@@ -207,7 +203,7 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--store",
         default=_env("STORE", "memory://"),
-        help="table store: memory:// (rocksdb:// is not supported yet) (MONITOR_STORE)",
+        help="table store: memory:// or rocksdb:// (RocksDB under --data-dir) (MONITOR_STORE)",
     )
     parser.add_argument(
         "--data-dir",

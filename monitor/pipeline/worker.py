@@ -40,6 +40,7 @@ from monitor.pipeline.messages import decode_message, encode_batches
 from monitor.pipeline.partitioning import contract_partition, contract_partitioner
 from monitor.pipeline.partitions import OwnedPartitions
 from monitor.pipeline.settings import WorkerSettings
+from monitor.pipeline.table_store import store_url
 
 log = get_logger("monitor.worker")
 
@@ -190,7 +191,7 @@ class Worker:
             s.app_id,
             broker=s.broker_urls,
             broker_credentials=credentials,
-            store=s.store,
+            store=store_url(s.store),
             datadir=s.data_dir,
             topic_partitions=s.partitions,
             topic_disable_leader=True,

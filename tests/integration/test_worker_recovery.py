@@ -91,16 +91,22 @@ def run_uninterrupted(kafka: Kafka, tmp_path: Path, name: str, events: Path) -> 
         worker.stop()
 
 
-def test_kill_9_mid_stream_then_restart_equals_uninterrupted(kafka: Kafka, tmp_path: Path) -> None:
+@pytest.mark.parametrize("store", ["memory://", "rocksdb://"])
+def test_kill_9_mid_stream_then_restart_equals_uninterrupted(
+    kafka: Kafka, tmp_path: Path, store: str
+) -> None:
+    """With ``memory://`` the restart rebuilds the table from the changelog; with
+    ``rocksdb://`` it reopens its local databases and reads only the changelog's tail."""
+    name = "it-crash-" + store.split(":", maxsplit=1)[0]
     events, records = day_file(tmp_path, seed=21)
-    expected = run_uninterrupted(kafka, tmp_path, "it-crash", events)
+    expected = run_uninterrupted(kafka, tmp_path, name, events)
     assert sum(expected["callcenter_calls_received_total"].values()) > 1000
 
-    topic = "it-crash.events"
+    topic = f"{name}.events"
     publish(kafka, topic, events, batch_events=20)  # many small messages: a long stream
-    worker = WorkerProcess(kafka, app_id="it-crash", events_topic=topic, dlq_topic="it-crash.dlq",
+    worker = WorkerProcess(kafka, app_id=name, events_topic=topic, dlq_topic=f"{name}.dlq",
                            data_dir=tmp_path / "crash", contracts=CONTRACTS,
-                           extra=["--batch-messages", "20"])  # fmt: skip
+                           extra=["--batch-messages", "20", "--store", store])  # fmt: skip
     worker.start()
     try:
         worker.wait_ready(partitions=4)
@@ -113,9 +119,10 @@ def test_kill_9_mid_stream_then_restart_equals_uninterrupted(kafka: Kafka, tmp_p
             step=0.2,
         )
         worker.kill()  # SIGKILL: no flush, no commit, no goodbye
-        restarted = WorkerProcess(kafka, app_id="it-crash", events_topic=topic,
-                                  dlq_topic="it-crash.dlq", data_dir=tmp_path / "crash",
-                                  contracts=CONTRACTS).start()  # fmt: skip
+        restarted = WorkerProcess(kafka, app_id=name, events_topic=topic,
+                                  dlq_topic=f"{name}.dlq", data_dir=tmp_path / "crash",
+                                  contracts=CONTRACTS,
+                                  extra=["--store", store]).start()  # fmt: skip
         try:
             restarted.wait_ready(partitions=4, timeout=120)
             wait_for(lambda: caught_up(restarted), 180, "the restarted worker to catch up", step=2)
@@ -124,9 +131,12 @@ def test_kill_9_mid_stream_then_restart_equals_uninterrupted(kafka: Kafka, tmp_p
             restarted.stop()
     finally:
         worker.stop()
+    # RocksDB keeps one database (with its CURRENT file) per partition under the data dir.
+    databases = {path.parent.name for path in (tmp_path / "crash").rglob("CURRENT")}
+    assert len(databases) == (4 if store == "rocksdb://" else 0), databases
     assert actual.keys() == expected.keys()
-    for name in expected:
-        assert actual[name] == pytest.approx(expected[name], rel=1e-9), name
+    for family in expected:
+        assert actual[family] == pytest.approx(expected[family], rel=1e-9), family
 
 
 def test_two_workers_split_partitions_and_one_takes_over(kafka: Kafka, tmp_path: Path) -> None:

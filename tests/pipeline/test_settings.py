@@ -61,8 +61,8 @@ def test_non_numeric_environment_value_is_an_argparse_error(
     ("argv", "message"),
     [
         (["--session-timeout", "2s"], "session timeout must lie in 6s..30m"),
-        (["--store", "rocksdb://"], "rocksdb:// is not supported yet"),
-        (["--store", "redis://"], "store must be memory://"),
+        (["--store", "redis://"], "store must be memory:// or rocksdb://"),
+        (["--store", "rocksdb:///elsewhere"], "store must be memory:// or rocksdb://"),
         (["--partitions", "0"], "partitions must lie in 1..1024"),
         (["--max-contracts", "0"], "max contracts must be at least 1"),
         (["--contracts", "/nonexistent/contracts.csv"], "contract registry not found"),
