@@ -9,6 +9,7 @@ import io
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import IO, Any
 
 import orjson
@@ -21,7 +22,13 @@ from monitor.engine import (
     Rejection,
     validate_record,
 )
+from monitor.engine.aggregates import DayKey
+from monitor.engine.outages import OutageRules, replay_outages, required_minutes_open
+from monitor.engine.windows import MINUTE_MS
 from monitor.jsonl import iter_lines, open_input
+
+# Minutes in required hours during which an outage was open, per (contract, line, date).
+OUTAGE_MINUTES_FIELD = "outage_minutes_in_required_hours"
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,11 +128,62 @@ def run_report(
         return replay(inputs, ComplianceEngine(registry, incremental=False), on_reject)
 
 
+def iso_utc(ts_ms: int) -> str:
+    moment = datetime.fromtimestamp(ts_ms / 1000, tz=UTC)
+    text = moment.isoformat(timespec="seconds" if ts_ms % 1000 == 0 else "milliseconds")
+    return text.replace("+00:00", "Z")
+
+
+@dataclass(frozen=True, slots=True)
+class OutageReport:
+    """The replay's outages and, per (contract, line, local date), the minutes in required
+    hours during which one was open."""
+
+    outages: list[dict[str, Any]]
+    minutes: dict[DayKey, int]
+
+
+def outage_report(engine: ComplianceEngine, rules: OutageRules | None = None) -> OutageReport:
+    tracker = replay_outages(engine, rules)
+    through = tracker.through_minute
+    until_ms = 0 if through is None else (through + 1) * MINUTE_MS
+    outages: list[dict[str, Any]] = []
+    minutes: dict[DayKey, int] = {}
+    for outage in tracker.all_outages():
+        end = outage.end_ms if outage.end_ms is not None else until_ms
+        outages.append({
+            "contract_id": outage.contract_id,
+            "line": outage.line,
+            "start": iso_utc(outage.start_ms),
+            "end": None if outage.end_ms is None else iso_utc(outage.end_ms),
+            "open": outage.end_ms is None,
+            "cause": outage.cause,
+            "causes": list(outage.causes),
+            "reason": outage.reason,
+            "duration_seconds": max(0, end - outage.start_ms) / 1000.0,
+            "restore_deadline": iso_utc(outage.deadline_ms(tracker.rules)),
+            "breached_72h": outage.breached,
+        })  # fmt: skip
+        per_day = required_minutes_open(engine.registry, outage, until_ms)
+        for day, count in per_day.items():
+            key = (outage.contract_id, outage.line, day)
+            minutes[key] = minutes.get(key, 0) + count
+    return OutageReport(outages, minutes)
+
+
 def report_document(engine: ComplianceEngine) -> dict[str, Any]:
+    outages = outage_report(engine)
     return {
         "rows": [row.as_dict() for row in engine.rows()],
         "rejected_events": engine.stats.rejected_total,
         "duplicate_events": engine.stats.duplicates,
+        "outages": outages.outages,
+        # Every (contract, line, local date) with outage minutes in required hours, days
+        # without calls included; the rows keep exactly the contract's columns.
+        "outage_days": [
+            {"contract_id": c, "line": line, "date": day, OUTAGE_MINUTES_FIELD: count}
+            for (c, line, day), count in sorted(outages.minutes.items())
+        ],
     }
 
 

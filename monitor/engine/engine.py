@@ -28,6 +28,7 @@ from monitor.engine.calls import CallFacts, CallState
 from monitor.engine.events import CallEvent
 from monitor.engine.registry import ContractRegistry
 from monitor.engine.validation import Rejection, RejectReason
+from monitor.engine.windows import N_WINDOW_COUNTS, SeriesKey, contributions, window_facts
 
 CallKey = tuple[str, str]  # (contract_id, call_id)
 
@@ -60,6 +61,8 @@ class ComplianceEngine:
         self._zones: dict[str, ZoneInfo] = {}
         # Deferred mode: the number of accepted events the cached day counts reflect.
         self._days_version = -1
+        self.latest_ms = -1  # newest event time accepted (a replay's watermark)
+        self.status_log: list[CallEvent] = []  # service_down/up events, for outage replays
 
     # -- input -------------------------------------------------------------------------------
 
@@ -80,9 +83,12 @@ class ComplianceEngine:
             self.stats.duplicates += 1
             return False
         seen.add(event.event_id)
+        if event.ts_ms > self.latest_ms:  # noqa: PLR1730 (max() costs a call per event)
+            self.latest_ms = event.ts_ms
         if event.call_id is None:
             # Status events (service_down/up) carry no call figures; outages consume them.
             self.stats.status_events += 1
+            self._on_status(event)
             return True
         key = (event.contract_id, event.call_id)
         state = self._calls.get(key)
@@ -101,6 +107,9 @@ class ComplianceEngine:
         return True
 
     # -- incremental hooks (the stream engine extends these) ----------------------------------
+
+    def _on_status(self, event: CallEvent) -> None:
+        self.status_log.append(event)
 
     def _new_state(self) -> CallState:
         return CallState()
@@ -188,3 +197,19 @@ class ComplianceEngine:
 
     def call_state(self, contract_id: str, call_id: str) -> CallState | None:
         return self._calls.get((contract_id, call_id))
+
+    def minute_buckets(self) -> dict[SeriesKey, dict[int, list[int]]]:
+        """Per-minute window counts of every (contract, line), from the calls' current facts
+        (what the stream's rolling windows hold, without their 24-hour horizon)."""
+        out: dict[SeriesKey, dict[int, list[int]]] = {}
+        for (contract_id, _call_id), state in self._calls.items():
+            facts = window_facts(state)
+            buckets = out.get((contract_id, facts.line))
+            if buckets is None:
+                buckets = out[(contract_id, facts.line)] = {}
+            for minute, index, amount in contributions(facts):
+                bucket = buckets.get(minute)
+                if bucket is None:
+                    bucket = buckets[minute] = [0] * N_WINDOW_COUNTS
+                bucket[index] += amount
+        return out

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from monitor.engine.hours import OperatingHours
 from monitor.engine.validation import CONTRACT_ID_PATTERN
 
 DEFAULT_TIMEZONE = "America/New_York"
@@ -40,9 +41,13 @@ def load_zone(name: str) -> ZoneInfo:
 class ContractRegistry(Mapping[str, Contract]):
     """Known contracts; unknown ones get the default zone and no parent organization."""
 
-    def __init__(self, contracts: Iterable[Contract] = ()) -> None:
+    def __init__(
+        self, contracts: Iterable[Contract] = (), hours: OperatingHours | None = None
+    ) -> None:
         self._contracts: dict[str, Contract] = {c.contract_id: c for c in contracts}
         self._zones: dict[str, ZoneInfo] = {}
+        # Required operating hours per (contract, line): the CMS rule unless overridden.
+        self.hours = hours if hours is not None else OperatingHours()
 
     def __getitem__(self, contract_id: str) -> Contract:
         return self._contracts[contract_id]
@@ -66,6 +71,11 @@ class ContractRegistry(Mapping[str, Contract]):
         if zone is None:
             zone = self._zones[name] = load_zone(name)
         return zone
+
+    def in_required_hours(self, contract_id: str, line: str, ts_ms: int) -> bool:
+        """Whether the line must be answering calls at that instant."""
+        schedule = self.hours.schedule(contract_id, line)
+        return self.hours.is_required(self.zone(contract_id), schedule, ts_ms)
 
     def parent_org(self, contract_id: str) -> str | None:
         return self.contract(contract_id).parent_org

@@ -9,6 +9,8 @@ daily figures it keeps, all in event time:
 * cumulative totals and a hold-time histogram per (contract, line), for Prometheus counters;
 * expiry: call state idle for the lateness horizon is dropped, event ids are remembered for the
   de-duplication horizon;
+* outages and their 72-hour clock (:mod:`monitor.engine.outages`), evaluated minute by minute
+  from the rolling windows' buckets as the watermark advances;
 * change tracking, so a worker can persist exactly what a batch changed, and a loader that
   rebuilds the whole state from those records after a restart or a rebalance.
 
@@ -30,6 +32,7 @@ from monitor.engine.aggregates import N_COUNTS, DayKey, add_into
 from monitor.engine.calls import CallFacts, CallState
 from monitor.engine.engine import CallKey, ComplianceEngine
 from monitor.engine.events import CallEvent
+from monitor.engine.outages import OutageRules, OutageTracker
 from monitor.engine.registry import ContractRegistry
 from monitor.engine.windows import (
     MINUTE_MS,
@@ -135,8 +138,11 @@ class StreamEngine(ComplianceEngine):
         dedup_horizon_ms: int = DEFAULT_DEDUP_HORIZON_MS,
         max_future_ms: int | None = DEFAULT_MAX_FUTURE_MS,
         wall_clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+        outage_rules: OutageRules | None = None,
     ) -> None:
         super().__init__(registry, incremental=True)
+        self.outages = OutageTracker(self.registry, outage_rules)
+        self._outage_through = -1
         self.lateness_ms = lateness_ms
         self.dedup_horizon_ms = max(dedup_horizon_ms, lateness_ms)
         self.max_future_ms = max_future_ms
@@ -201,17 +207,29 @@ class StreamEngine(ComplianceEngine):
         if wm is not None and ts < wm - self.lateness_ms:
             self.late_events += 1
             return Outcome.TOO_LATE
-        if wm is None or ts > wm:
+        advanced = wm is None or ts > wm
+        if advanced:
             self.watermark_ms = ts
             self.windows.advance(ts // MINUTE_MS)
         self.apply(event)
         if event.call_id is None:
             self._slot(event.contract_id, ts // SLOT_MS).retired.append(event.event_id)
-        if self.watermark_ms is not None and (
-            self.watermark_ms // _EXPIRY_EVERY_MS > self._expired_step
-        ):
-            self.expire()
+        if advanced:
+            if ts // _EXPIRY_EVERY_MS > self._expired_step:
+                self.expire()
+            if (ts - self.outages.rules.grace_ms) // MINUTE_MS - 1 > self._outage_through:
+                self.advance_outages()
         return Outcome.ACCEPTED
+
+    def advance_outages(self) -> None:
+        """Evaluate the outage minutes the watermark has passed by the grace."""
+        through = self.outages.through_for(self.watermark_ms)
+        if through is not None and through > self._outage_through:
+            self._outage_through = through
+            self.outages.advance(through, self.windows.buckets)
+
+    def _on_status(self, event: CallEvent) -> None:
+        self.outages.on_status(event)
 
     # -- incremental hooks ---------------------------------------------------------------------
 
@@ -402,6 +420,8 @@ class StreamEngine(ComplianceEngine):
         """
         out: dict[str, bytes | None] = {}
         deleted = self._drain_calls(out)
+        for contract_id in self.outages.drain_dirty():
+            out[f"{contract_id}|o"] = _encode(self.outages.contract_record(contract_id))
         for contract_id in self._dirty_expired:
             out[f"{contract_id}|x"] = _encode(self._expired_record(contract_id))
         for contract_id, slot in self._dirty_slots:
@@ -532,6 +552,8 @@ class StreamEngine(ComplianceEngine):
                 self._seen_ids.update(slot.retired)
             elif kind == "x":
                 self._load_expired(contract_id, value)
+            elif kind == "o":
+                self.outages.load_contract(contract_id, value)
         self._expired_step = (self.watermark_ms or 0) // _EXPIRY_EVERY_MS
         self._load_generations(generations)
         # The partition's record is written last: after a crash mid-write the calls may be

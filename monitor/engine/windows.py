@@ -8,6 +8,11 @@ Each call fact is attributed to the minute of the event that determines it:
 * answered and hold: the answer;
 * disconnected: the first ``disconnected`` event.
 
+Three more counts feed outage detection (:mod:`monitor.engine.outages`), not the exported
+window figures: calls that requested a live person, at the request (the first ``queued``, or
+the answer of a call answered without queueing); answers with a hold of at most 120 s, at the
+answer; and calls that were disconnected, at their arrival.
+
 A window of N minutes holds the N minute buckets ending with the watermark's own minute (the
 current, partial minute included). Running sums per window move as the watermark advances: the
 buckets that leave a window are subtracted, found through an index of which series have a bucket
@@ -27,7 +32,9 @@ WINDOW_LABELS: tuple[str, ...] = ("15m", "1h", "24h")
 
 # Positions in a window count vector.
 W_RECEIVED, W_QUEUED, W_WITHIN_30S, W_ANSWERED, W_HOLD_MS, W_DISCONNECTED = range(6)
-N_WINDOW_COUNTS = 6
+W_REQUESTED, W_ANSWERED_IN_HOLD_LIMIT, W_RECEIVED_DISCONNECTED = range(6, 9)
+N_WINDOW_COUNTS = 9
+HOLD_LIMIT_MS = 120_000
 
 SeriesKey = tuple[str, str]  # (contract_id, line)
 
@@ -43,6 +50,7 @@ class WindowFacts(NamedTuple):
     hold_ms: int
     disconnected_ms: int | None
     waiting_since_ms: int | None  # queued with no outcome yet: the call is in the live queue
+    requested_ms: int | None  # asked for a live person (queued, or answered without queueing)
 
 
 def window_facts(state: CallState, facts: CallFacts | None = None) -> WindowFacts:
@@ -52,7 +60,9 @@ def window_facts(state: CallState, facts: CallFacts | None = None) -> WindowFact
     (_received, queued, answered, abandoned, disconnected, ended, *_rest) = state.earliest
     outcome: int | None = None
     waiting: int | None = None
+    requested: int | None = None
     if facts.requested_live:
+        requested = queued if queued != NEVER else answered
         if answered != NEVER:
             outcome = answered
         else:
@@ -70,12 +80,16 @@ def window_facts(state: CallState, facts: CallFacts | None = None) -> WindowFact
         hold_ms=facts.hold_ms,
         disconnected_ms=disconnected if disconnected != NEVER else None,
         waiting_since_ms=waiting,
+        requested_ms=requested,
     )
 
 
 def contributions(facts: WindowFacts) -> list[tuple[int, int, int]]:
     """(minute, count index, amount) triples one call adds to its series' buckets."""
-    out = [(facts.arrival_ms // MINUTE_MS, W_RECEIVED, 1)]
+    arrival_minute = facts.arrival_ms // MINUTE_MS
+    out = [(arrival_minute, W_RECEIVED, 1)]
+    if facts.requested_ms is not None:
+        out.append((facts.requested_ms // MINUTE_MS, W_REQUESTED, 1))
     if facts.outcome_ms is not None:
         minute = facts.outcome_ms // MINUTE_MS
         out.append((minute, W_QUEUED, 1))
@@ -85,8 +99,11 @@ def contributions(facts: WindowFacts) -> list[tuple[int, int, int]]:
         minute = facts.answered_ms // MINUTE_MS
         out.append((minute, W_ANSWERED, 1))
         out.append((minute, W_HOLD_MS, facts.hold_ms))
+        if facts.hold_ms <= HOLD_LIMIT_MS:
+            out.append((minute, W_ANSWERED_IN_HOLD_LIMIT, 1))
     if facts.disconnected_ms is not None:
         out.append((facts.disconnected_ms // MINUTE_MS, W_DISCONNECTED, 1))
+        out.append((arrival_minute, W_RECEIVED_DISCONNECTED, 1))
     return out
 
 

@@ -41,6 +41,8 @@ MONITOR = Path(sys.executable).parent / "monitor"
 MAX_LINE = 64 * 1024
 
 ROW_KEYS = list(ROW_FIELDS)
+# What a report without any outage adds to the contract's document (issue 4).
+NO_OUTAGES: dict[str, list[object]] = {"outages": [], "outage_days": []}
 INT_KEYS = {
     "calls_received",
     "calls_queued",
@@ -114,7 +116,13 @@ def report_json(
 
 def assert_document_shape(document: Any) -> None:
     assert isinstance(document, dict)
-    assert list(document) == ["rows", "rejected_events", "duplicate_events"]
+    assert list(document) == [
+        "rows",
+        "rejected_events",
+        "duplicate_events",
+        "outages",
+        "outage_days",
+    ]
     assert type(document["rejected_events"]) is int
     assert type(document["duplicate_events"]) is int
     assert isinstance(document["rows"], list)
@@ -231,6 +239,33 @@ SCENARIO_EVENTS: list[dict[str, Any]] = [
     ev("s1", None, "service_down", "2026-01-05T18:00:00Z", reason="maintenance"),
 ]
 
+# The service_down above opens a declared outage (H1001 is in America/New_York). The replay's
+# clock ends at the last event (Jan 6 15:12Z) less the 2-minute grace: 15:10Z.
+SCENARIO_OUTAGES = {
+    "outages": [
+        {
+            "contract_id": "H1001",
+            "line": "member_services",
+            "start": "2026-01-05T18:00:00Z",
+            "end": None,
+            "open": True,
+            "cause": "declared",
+            "causes": ["declared"],
+            "reason": "maintenance",
+            "duration_seconds": 21 * 3600.0 + 600.0,
+            "restore_deadline": "2026-01-08T18:00:00Z",
+            "breached_72h": False,
+        }
+    ],
+    # Required hours in January: 8:00-20:00 local every day, 13:00-01:00Z.
+    "outage_days": [
+        {"contract_id": "H1001", "line": "member_services", "date": "2026-01-05",
+         "outage_minutes_in_required_hours": 7 * 60},
+        {"contract_id": "H1001", "line": "member_services", "date": "2026-01-06",
+         "outage_minutes_in_required_hours": 2 * 60 + 10},
+    ],
+}  # fmt: skip
+
 EXPECTED_ROWS_WITH_REGISTRY = [
     row(
         "H1001",
@@ -317,6 +352,7 @@ def test_json_document_rows_sorted_with_every_figure(
         "rows": EXPECTED_ROWS_WITH_REGISTRY,
         "rejected_events": 0,
         "duplicate_events": 0,
+        **SCENARIO_OUTAGES,
     }
 
 
@@ -341,7 +377,10 @@ def test_contracts_omitted_uses_new_york_and_null_parent_org(
             # 2026-01-06T06:30Z is 01:30 on the 6th in New York (22:30 on the 5th in LA).
             item["date"] = "2026-01-06"
         expected.append(item)
-    assert document == {"rows": expected, "rejected_events": 0, "duplicate_events": 0}
+    # H1001 is in New York either way: the same outage.
+    assert document == {
+        "rows": expected, "rejected_events": 0, "duplicate_events": 0, **SCENARIO_OUTAGES
+    }  # fmt: skip
 
 
 def test_empty_input_gives_an_empty_document(
@@ -350,7 +389,7 @@ def test_empty_input_gives_an_empty_document(
     empty = tmp_path / "empty.jsonl"
     empty.write_bytes(b"")
     document, _ = report_json(capsysbinary, "--input", str(empty))
-    assert document == {"rows": [], "rejected_events": 0, "duplicate_events": 0}
+    assert document == {"rows": [], "rejected_events": 0, "duplicate_events": 0, **NO_OUTAGES}
 
 
 def test_arrival_order_of_lines_does_not_matter(
@@ -509,6 +548,7 @@ def test_rejects_file_lists_each_rejected_line_with_its_reason(
         "rows": [simple_row(calls=2)],
         "rejected_events": 8,
         "duplicate_events": 0,
+        **NO_OUTAGES,
     }
 
     records = [json.loads(item) for item in rejects.read_bytes().splitlines()]
@@ -547,7 +587,12 @@ def test_rejected_events_do_not_make_the_exit_status_non_zero(
     path.write_bytes(b"garbage\n[]\n42\n\xff\n")
     status, out, err = run(["report", "--input", str(path)], capsysbinary)
     assert status == 0, err
-    assert json.loads(out) == {"rows": [], "rejected_events": 4, "duplicate_events": 0}
+    assert json.loads(out) == {
+        "rows": [],
+        "rejected_events": 4,
+        "duplicate_events": 0,
+        **NO_OUTAGES,
+    }
     assert "Traceback" not in err
 
 
@@ -572,6 +617,7 @@ def test_line_over_64_kib_is_too_large_and_the_rest_is_processed(
         "rows": [simple_row(calls=2)],
         "rejected_events": 1,
         "duplicate_events": 0,
+        **NO_OUTAGES,
     }
     (record,) = [json.loads(x) for x in rejects.read_bytes().splitlines()]
     assert record["reason"] == "too_large"
@@ -593,6 +639,7 @@ def test_huge_line_is_rejected_and_its_raw_start_kept(
         "rows": [simple_row(calls=2)],
         "rejected_events": 1,
         "duplicate_events": 0,
+        **NO_OUTAGES,
     }
     (record,) = [json.loads(x) for x in rejects.read_bytes().splitlines()]
     assert record["reason"] == "too_large"
@@ -613,7 +660,12 @@ def test_invalid_utf8_inside_an_ignored_field_is_still_rejected(
     path.write_bytes(jsonl([received("u0", "c0"), latin1, garbage]))
     rejects = tmp_path / "rejects.jsonl"
     document, _ = report_json(capsysbinary, "--input", str(path), "--rejects", str(rejects))
-    assert document == {"rows": [simple_row()], "rejected_events": 2, "duplicate_events": 0}
+    assert document == {
+        "rows": [simple_row()],
+        "rejected_events": 2,
+        "duplicate_events": 0,
+        **NO_OUTAGES,
+    }
     records = [json.loads(x) for x in rejects.read_bytes().splitlines()]
     assert [(r["line_number"], r["reason"]) for r in records] == [
         (2, "invalid_utf8"),
@@ -630,7 +682,12 @@ def test_blank_lines_are_neither_counted_nor_rejected(
     path.write_bytes(b"\n\r\n   \n\t\r\n" + encode(received("a", "c1")) + b"\n\n\n")
     rejects = tmp_path / "rejects.jsonl"
     document, _ = report_json(capsysbinary, "--input", str(path), "--rejects", str(rejects))
-    assert document == {"rows": [simple_row()], "rejected_events": 0, "duplicate_events": 0}
+    assert document == {
+        "rows": [simple_row()],
+        "rejected_events": 0,
+        "duplicate_events": 0,
+        **NO_OUTAGES,
+    }
     assert rejects.read_bytes() == b""
 
 
@@ -686,12 +743,14 @@ def test_duplicate_event_id_across_files_first_file_wins(
         "rows": [simple_row("H1001"), simple_row("H2002")],
         "rejected_events": 0,
         "duplicate_events": 1,
+        **NO_OUTAGES,
     }
     backward, _ = report_json(capsysbinary, "--input", str(second), "--input", str(first))
     assert backward == {
         "rows": [simple_row("H2002", calls=2)],
         "rejected_events": 0,
         "duplicate_events": 1,
+        **NO_OUTAGES,
     }
 
 
@@ -703,7 +762,12 @@ def test_a_rejected_event_does_not_claim_its_event_id(
     first.write_bytes(jsonl([ev("same", "c1", "call_received", "2026-01-05T15:00:00")]))
     second.write_bytes(jsonl([received("same", "c1")]))
     document, _ = report_json(capsysbinary, "--input", str(first), "--input", str(second))
-    assert document == {"rows": [simple_row()], "rejected_events": 1, "duplicate_events": 0}
+    assert document == {
+        "rows": [simple_row()],
+        "rejected_events": 1,
+        "duplicate_events": 0,
+        **NO_OUTAGES,
+    }
 
 
 def test_rejects_name_the_input_and_line_of_each_file(
@@ -755,6 +819,7 @@ def test_dash_reads_stdin_in_its_place_among_the_inputs(
         "rows": [simple_row("H1001", calls=2)],
         "rejected_events": 0,
         "duplicate_events": 2,
+        **NO_OUTAGES,
     }
 
 
@@ -953,6 +1018,7 @@ def test_console_script_report_from_stdin(
         "rows": EXPECTED_ROWS_WITH_REGISTRY,
         "rejected_events": 1,
         "duplicate_events": 0,
+        **SCENARIO_OUTAGES,
     }
     (record,) = [json.loads(x) for x in rejects.read_bytes().splitlines()]
     assert record == {

@@ -48,17 +48,20 @@ def brute_force_windows(
         facts: list[tuple[int, int, int]] = [(arrival, 0, 1)]
         if queued or answered:
             hold_start = queued.ts_ms if queued else arrival
+            facts.append(((queued or answered).ts_ms, 6, 1))  # type: ignore[union-attr]
             if answered:
                 hold = max(0, answered.ts_ms - hold_start)
                 facts += [(answered.ts_ms, 1, 1), (answered.ts_ms, 3, 1), (answered.ts_ms, 4, hold)]
                 if hold <= 30_000:
                     facts.append((answered.ts_ms, 2, 1))
+                if hold <= 120_000:
+                    facts.append((answered.ts_ms, 7, 1))
             elif any(ends):
                 facts.append((min(e.ts_ms for e in ends if e), 1, 1))
         disc = first(EventType.DISCONNECTED)
         if disc:
-            facts.append((disc.ts_ms, 5, 1))
-        sums = out.setdefault((contract, line), [[0] * 6 for _ in WINDOW_MINUTES])
+            facts += [(disc.ts_ms, 5, 1), (arrival, 8, 1)]
+        sums = out.setdefault((contract, line), [[0] * 9 for _ in WINDOW_MINUTES])
         for ts, index, amount in facts:
             for position, size in enumerate(WINDOW_MINUTES):
                 if wm_min - size < ts // MIN <= wm_min:
