@@ -11,6 +11,8 @@ from typing import IO, Any
 
 from monitor import __version__
 from monitor.engine import ContractRegistry, RegistryError
+from monitor.engine.hours import HoursError, OperatingHours
+from monitor.engine.outages import parse_outage_rules
 from monitor.logs import configure_logging, get_logger
 
 EXIT_USAGE = 2
@@ -20,12 +22,13 @@ class CliError(Exception):
     """A user-facing error: printed as one line, exit status 2."""
 
 
-def _load_registry(path: str | None) -> ContractRegistry:
-    if path is None:
-        return ContractRegistry()
+def _load_registry(path: str | None, hours_path: str | None = None) -> ContractRegistry:
     try:
-        return ContractRegistry.from_csv(path)
-    except RegistryError as exc:
+        hours = None if hours_path is None else OperatingHours.from_csv(hours_path)
+        if path is None:
+            return ContractRegistry(hours=hours)
+        return ContractRegistry.from_csv(path, hours)
+    except (RegistryError, HoursError) as exc:
         raise CliError(str(exc)) from None
 
 
@@ -52,7 +55,11 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     log = get_logger("monitor.report")
     _check_inputs(args.inputs)
-    registry = _load_registry(args.contracts)
+    registry = _load_registry(args.contracts, args.hours)
+    try:
+        rules = parse_outage_rules(args.outage_rules)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
     rejects_stream = _open_output(args.rejects) if args.rejects else None
     try:
         on_reject = RejectsWriter(rejects_stream) if rejects_stream else None
@@ -64,7 +71,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     finally:
         if rejects_stream is not None and rejects_stream is not sys.stdout.buffer:
             rejects_stream.close()
-    body = render_json(engine) if args.format == "json" else render_csv(engine.rows())
+    body = render_json(engine, rules) if args.format == "json" else render_csv(engine.rows())
     out = _open_output(args.output)
     try:
         out.write(body)
@@ -184,7 +191,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     # Faust's supported way to pick the event loop; it must happen before any loop exists.
     mode.loop.use(settings.event_loop)
-    registry = _load_registry(settings.contracts_file)
+    registry = _load_registry(settings.contracts_file, settings.hours_file)
     asyncio.run(
         ensure_topics(
             settings.bootstrap_servers,
@@ -192,6 +199,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
                 settings.events_topic: settings.partitions,
                 settings.repartition_topic: settings.partitions,
                 settings.dlq_topic: settings.partitions,
+                settings.outages_topic: settings.partitions,
             },
             settings.security,
         )
@@ -237,6 +245,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="JSONL events; repeatable; '-' is stdin; '.gz' is decompressed",
     )
     report.add_argument("--contracts", metavar="FILE", help="contract registry CSV")
+    from monitor.pipeline.settings import add_outage_arguments
+
+    add_outage_arguments(report)
     report.add_argument("--format", choices=("json", "csv"), default="json")
     report.add_argument("--output", metavar="FILE", help="write here instead of stdout")
     report.add_argument(

@@ -171,8 +171,8 @@ def outage_report(engine: ComplianceEngine, rules: OutageRules | None = None) ->
     return OutageReport(outages, minutes)
 
 
-def report_document(engine: ComplianceEngine) -> dict[str, Any]:
-    outages = outage_report(engine)
+def report_document(engine: ComplianceEngine, rules: OutageRules | None = None) -> dict[str, Any]:
+    outages = outage_report(engine, rules)
     return {
         "rows": [row.as_dict() for row in engine.rows()],
         "rejected_events": engine.stats.rejected_total,
@@ -187,9 +187,9 @@ def report_document(engine: ComplianceEngine) -> dict[str, Any]:
     }
 
 
-def render_json(engine: ComplianceEngine) -> bytes:
+def render_json(engine: ComplianceEngine, rules: OutageRules | None = None) -> bytes:
     with cyclic_gc_paused():
-        document = report_document(engine)
+        document = report_document(engine, rules)
     return orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n"
 
 

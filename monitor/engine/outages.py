@@ -39,7 +39,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
@@ -107,11 +107,41 @@ class OutageRules:
             raise ValueError("the mass-drop ratio must lie in (0, 1]")
         if self.grace_ms < 0:
             raise ValueError("the outage grace must not be negative")
+        if self.deadline_hours < 1 or any(
+            not 0 < h < self.deadline_hours for h in self.escalation_hours
+        ):
+            raise ValueError("escalations must come before the restoration deadline")
 
     @property
     def lookback_minutes(self) -> int:
         return max(self.no_answer_minutes, self.drop_minutes, self.silence_minutes,
                    self.restore_minutes)  # fmt: skip
+
+
+def parse_outage_rules(text: str | None) -> OutageRules:
+    """``name=value,...`` over :class:`OutageRules` (e.g. ``no_answer_min_requests=20,
+    drop_ratio=0.6,escalation_hours=12/24/48``); unknown names and bad values are errors."""
+    if text is None or not text.strip():
+        return OutageRules()
+    known = {f.name: f for f in fields(OutageRules)}
+    values: dict[str, Any] = {}
+    for item in text.split(","):
+        name, sep, raw = (part.strip() for part in item.partition("="))
+        if not sep or name not in known:
+            raise ValueError(
+                f"outage rule {item.strip()!r}: expected name=value with a name among "
+                f"{', '.join(known)}"
+            )
+        try:
+            if name == "escalation_hours":
+                values[name] = tuple(int(h) for h in raw.split("/"))
+            elif name == "drop_ratio":
+                values[name] = float(raw)
+            else:
+                values[name] = int(raw)
+        except ValueError:
+            raise ValueError(f"outage rule {name}: invalid value {raw!r}") from None
+    return OutageRules(**values)
 
 
 @dataclass(slots=True)

@@ -81,7 +81,7 @@ class ContractRegistry(Mapping[str, Contract]):
         return self.contract(contract_id).parent_org
 
     @classmethod
-    def from_csv(cls, path: str | Path) -> ContractRegistry:
+    def from_csv(cls, path: str | Path, hours: OperatingHours | None = None) -> ContractRegistry:
         path = Path(path)
         try:
             # utf-8-sig: spreadsheets often save CSV with a byte-order mark.
@@ -90,7 +90,7 @@ class ContractRegistry(Mapping[str, Contract]):
             raise RegistryError(f"{path}: contract registry not found") from exc
         except (OSError, UnicodeDecodeError) as exc:
             raise RegistryError(f"{path}: cannot read contract registry: {exc}") from exc
-        return cls(parse_registry_rows(text.splitlines(), str(path)))
+        return cls(parse_registry_rows(text.splitlines(), str(path)), hours)
 
 
 def parse_registry_rows(lines: Iterable[str], source: str) -> list[Contract]:

@@ -34,6 +34,7 @@ from monitor.engine.aggregates import (
     TTY_IN_TIME,
     WITHIN_30S,
 )
+from monitor.engine.outages import DURATION_BUCKETS_S
 from monitor.engine.stream import HOLD_BUCKETS_S, StreamEngine
 from monitor.engine.windows import (
     W_ANSWERED,
@@ -47,6 +48,8 @@ from monitor.engine.windows import (
 
 FIGURE_LABELS = ["contract", "line", "window"]
 SERIES_LABELS = ["contract", "line"]
+# The cause takes one of a fixed set of values: declared, no_answers, mass_drops, silence.
+OUTAGE_LABELS = ["contract", "line", "cause"]
 
 
 @dataclass
@@ -58,6 +61,7 @@ class PipelineHealth:
     repartitioned: int = 0
     dead_lettered: int = 0
     batches: int = 0
+    outage_records: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +98,55 @@ class MonitorCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         engines = list(self._engines())
         yield from self._figures(engines)
+        yield from self._outages(engines)
         yield from self._pipeline(engines)
+
+    # -- outages (42 CFR 422.504(o), 423.505(p)) ------------------------------------------------
+
+    def _outages(self, engines: list[tuple[int, StreamEngine]]) -> Iterator[Metric]:
+        open_ = GaugeMetricFamily("callcenter_outage_open",
+                                  "1 while an outage of the line is open (event time)",
+                                  labels=SERIES_LABELS)  # fmt: skip
+        required = GaugeMetricFamily("callcenter_in_required_hours",
+                                     "1 while the line must answer calls, at the watermark",
+                                     labels=SERIES_LABELS)  # fmt: skip
+        start = GaugeMetricFamily("callcenter_outage_start_timestamp_seconds",
+                                  "Start of the open outage", labels=OUTAGE_LABELS)  # fmt: skip
+        deadline = GaugeMetricFamily("callcenter_outage_restore_deadline_timestamp_seconds",
+                                     "Start of the open outage + 72 h: restore by then",
+                                     labels=OUTAGE_LABELS)  # fmt: skip
+        total = CounterMetricFamily("callcenter_outages", "Outages opened, by first cause",
+                                    labels=OUTAGE_LABELS)  # fmt: skip
+        durations = HistogramMetricFamily("callcenter_outage_duration_seconds",
+                                          "Duration of closed outages, by first cause",
+                                          labels=OUTAGE_LABELS)  # fmt: skip
+        for _partition, engine in engines:
+            tracker = engine.outages
+            for series in sorted(set(tracker.series) | engine.series()):
+                labels = [series[0], series[1]]
+                state = tracker.series.get(series)
+                current = state.current if state is not None else None
+                open_.add_metric(labels, 0 if current is None else 1)
+                if engine.watermark_ms is not None:
+                    inside = engine.registry.in_required_hours(*series, engine.watermark_ms)
+                    required.add_metric(labels, 1 if inside else 0)
+                if state is None:
+                    continue
+                if current is not None:
+                    start.add_metric([*labels, current.cause], current.start_ms / 1000.0)
+                    deadline.add_metric([*labels, current.cause],
+                                        current.deadline_ms(tracker.rules) / 1000.0)  # fmt: skip
+                for cause, count in sorted(state.opened.items()):
+                    total.add_metric([*labels, cause], count)
+                for cause, counts in sorted(state.durations.items()):
+                    buckets, cumulative = [], 0
+                    for i, bound in enumerate(DURATION_BUCKETS_S):
+                        cumulative += counts[i]
+                        buckets.append((f"{bound:g}", cumulative))
+                    cumulative += counts[len(DURATION_BUCKETS_S)]
+                    buckets.append(("+Inf", cumulative))
+                    durations.add_metric([*labels, cause], buckets, counts[-1] / 1000.0)
+        yield from (open_, required, start, deadline, total, durations)
 
     # -- compliance figures ----------------------------------------------------------------------
 
@@ -244,6 +296,9 @@ class MonitorCollector(Collector):
                                   value=health.repartitioned)  # fmt: skip
         yield CounterMetricFamily("callcenter_batches", "Processing batches",
                                   value=health.batches)  # fmt: skip
+        yield CounterMetricFamily("callcenter_outage_records",
+                                  "Records sent to the outage audit topic",
+                                  value=health.outage_records)  # fmt: skip
         watermark = GaugeMetricFamily("callcenter_watermark_timestamp_seconds",
                                       "Newest event time seen, per partition",
                                       labels=["partition"])  # fmt: skip

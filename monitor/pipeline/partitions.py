@@ -45,6 +45,7 @@ class OwnedPartitions:
             lateness_ms=s.lateness_ms,
             dedup_horizon_ms=s.dedup_horizon_ms,
             max_future_ms=s.max_future_ms,
+            outage_rules=s.outage_rules,
         )
 
     def sync(self, active: set[int], table: StateTable) -> None:

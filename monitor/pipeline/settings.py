@@ -6,8 +6,10 @@ import argparse
 import os
 import re
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from monitor.engine.outages import OutageRules, parse_outage_rules
 
 _DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h|d)?", re.ASCII)
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, None: 1000}
@@ -70,6 +72,9 @@ class WorkerSettings:
     dlq_topic: str = "callcenter.dlq"
     partitions: int = 8
     contracts_file: str | None = None
+    hours_file: str | None = None
+    outages_topic: str = "callcenter.outages"
+    outage_rules: OutageRules = field(default_factory=OutageRules)
     web_host: str = "127.0.0.1"
     web_port: int = 6066
     store: str = "memory://"
@@ -109,6 +114,8 @@ class WorkerSettings:
             raise ValueError(f"event loop must be one of {', '.join(EVENT_LOOPS)}")
         if self.contracts_file and not Path(self.contracts_file).is_file():
             raise ValueError(f"contract registry not found: {self.contracts_file}")
+        if self.hours_file and not Path(self.hours_file).is_file():
+            raise ValueError(f"operating-hours file not found: {self.hours_file}")
 
     @property
     def repartition_topic(self) -> str:
@@ -168,6 +175,23 @@ def security_from_args(args: argparse.Namespace) -> KafkaSecurity:
     )
 
 
+def add_outage_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags that decide outages: the stream and ``monitor report`` must share them."""
+    parser.add_argument(
+        "--hours",
+        metavar="FILE",
+        default=_env("HOURS"),
+        help="operating-hours CSV contract_id,line,hours overriding the CMS hours (MONITOR_HOURS)",
+    )
+    parser.add_argument(
+        "--outage-rules",
+        metavar="NAME=VALUE,...",
+        default=_env("OUTAGE_RULES"),
+        help="outage thresholds, e.g. no_answer_min_requests=10,drop_ratio=0.5 "
+        "(MONITOR_OUTAGE_RULES)",
+    )
+
+
 def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
     add_kafka_arguments(parser)
     parser.add_argument(
@@ -188,6 +212,12 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--contracts", default=_env("CONTRACTS"), help="contract registry CSV (MONITOR_CONTRACTS)"
+    )
+    add_outage_arguments(parser)
+    parser.add_argument(
+        "--outages-topic",
+        default=_env("OUTAGES_TOPIC", "callcenter.outages"),
+        help="audit topic of outage records (MONITOR_OUTAGES_TOPIC)",
     )
     parser.add_argument(
         "--web-host",
@@ -264,6 +294,9 @@ def worker_settings_from_args(args: argparse.Namespace) -> WorkerSettings:
         dlq_topic=args.dlq_topic,
         partitions=args.partitions,
         contracts_file=args.contracts,
+        hours_file=args.hours,
+        outages_topic=args.outages_topic,
+        outage_rules=parse_outage_rules(args.outage_rules),
         web_host=args.web_host,
         web_port=args.web_port,
         store=args.store,

@@ -36,6 +36,7 @@ from monitor.engine.stream import Outcome
 from monitor.logs import get_logger
 from monitor.metrics.collector import MonitorCollector, PipelineHealth
 from monitor.pipeline import dlq
+from monitor.pipeline.audit import audit_record
 from monitor.pipeline.messages import decode_message, encode_batches
 from monitor.pipeline.partitioning import contract_partition, contract_partitioner
 from monitor.pipeline.partitions import OwnedPartitions
@@ -219,6 +220,9 @@ class Worker:
             value_serializer="raw",
         )  # fmt: skip
         self.dlq_topic = app.topic(s.dlq_topic, key_serializer="raw", value_serializer="raw")
+        self.outages_topic = app.topic(
+            s.outages_topic, key_serializer="raw", value_serializer="raw"
+        )
         self.table = app.Table(
             STATE_TABLE, partitions=s.partitions, use_partitioner=True,
             key_type=bytes, value_type=bytes, extra_topic_configs=CHANGELOG_CONFIG,
@@ -353,6 +357,14 @@ class Worker:
                     detail = "too far past the wall clock"
                     dead.append(self._dead(raw, dlq.FUTURE_TIMESTAMP, detail, source, element))
         for partition in touched:
+            # Audit records first: after a crash they are re-derived and re-sent with the same
+            # ids, never lost between a persisted state and an unsent record.
+            engine = engines.get(partition)
+            if engine is not None:
+                for record in engine.outages.drain_records():
+                    key, value = audit_record(record, engine.outages.rules)
+                    await self.outages_topic.send(key=key, value=value)
+                    self.health.outage_records += 1
             self.partitions.persist(partition, self.table)
         for contract, raws in reroute.items():
             for value in encode_batches(raws):

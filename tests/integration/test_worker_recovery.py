@@ -24,6 +24,7 @@ CONTRACTS = ROOT / "deploy" / "contracts.csv"
 PROCESS_FAMILIES = (
     "callcenter_events_",
     "callcenter_batches",
+    "callcenter_outage_records",
     "callcenter_consumer_lag",
     "callcenter_partitions_owned",
     "callcenter_contracts_tracked",
