@@ -24,11 +24,23 @@ from monitor.engine.aggregates import (
     add_into,
 )
 from monitor.engine.calendars import LocalDates
-from monitor.engine.calls import CallFacts, CallState
+from monitor.engine.calls import NEVER, CallFacts, CallState
 from monitor.engine.events import CallEvent
 from monitor.engine.registry import ContractRegistry
 from monitor.engine.validation import Rejection, RejectReason
-from monitor.engine.windows import N_WINDOW_COUNTS, SeriesKey, contributions, window_facts
+from monitor.engine.windows import (
+    HOLD_LIMIT_MS,
+    MINUTE_MS,
+    N_WINDOW_COUNTS,
+    W_ANSWERED,
+    W_ANSWERED_IN_HOLD_LIMIT,
+    W_DISCONNECTED,
+    W_QUEUED,
+    W_RECEIVED,
+    W_RECEIVED_DISCONNECTED,
+    W_REQUESTED,
+    SeriesKey,
+)
 
 CallKey = tuple[str, str]  # (contract_id, call_id)
 
@@ -199,17 +211,58 @@ class ComplianceEngine:
         return self._calls.get((contract_id, call_id))
 
     def minute_buckets(self) -> dict[SeriesKey, dict[int, list[int]]]:
-        """Per-minute window counts of every (contract, line), from the calls' current facts
-        (what the stream's rolling windows hold, without their 24-hour horizon)."""
+        """Per-minute counts of every (contract, line) that outage detection reads (received,
+        requested, queue outcome, answered, answered within the hold limit, disconnected, and
+        disconnected by arrival), attributed as the stream's rolling windows attribute them,
+        without their 24-hour horizon. Spelled out from the call state: this runs once per
+        call in every replay."""
         out: dict[SeriesKey, dict[int, list[int]]] = {}
+        width = N_WINDOW_COUNTS
         for (contract_id, _call_id), state in self._calls.items():
-            facts = window_facts(state)
-            buckets = out.get((contract_id, facts.line))
-            if buckets is None:
-                buckets = out[(contract_id, facts.line)] = {}
-            for minute, index, amount in contributions(facts):
-                bucket = buckets.get(minute)
+            received, queued, answered, abandoned, disconnected, ended = state.earliest[:6]
+            if received != NEVER:
+                arrival, line = received, state.received_line
+            else:
+                arrival, line = state.any_ms, state.any_line
+            series = out.get((contract_id, line))
+            if series is None:
+                series = out[(contract_id, line)] = {}
+            minute = arrival // MINUTE_MS
+            bucket = series.get(minute)
+            if bucket is None:
+                bucket = series[minute] = [0] * width
+            bucket[W_RECEIVED] += 1
+            if disconnected != NEVER:
+                bucket[W_RECEIVED_DISCONNECTED] += 1
+                minute = disconnected // MINUTE_MS
+                bucket = series.get(minute)
                 if bucket is None:
-                    bucket = buckets[minute] = [0] * N_WINDOW_COUNTS
-                bucket[index] += amount
+                    bucket = series[minute] = [0] * width
+                bucket[W_DISCONNECTED] += 1
+            requested = queued if queued != NEVER else answered
+            if requested == NEVER:
+                continue
+            minute = requested // MINUTE_MS
+            bucket = series.get(minute)
+            if bucket is None:
+                bucket = series[minute] = [0] * width
+            bucket[W_REQUESTED] += 1
+            if answered != NEVER:
+                minute = answered // MINUTE_MS
+                bucket = series.get(minute)
+                if bucket is None:
+                    bucket = series[minute] = [0] * width
+                bucket[W_QUEUED] += 1
+                bucket[W_ANSWERED] += 1
+                hold_start = queued if queued != NEVER else arrival
+                if answered - hold_start <= HOLD_LIMIT_MS:  # a negative hold counts as 0
+                    bucket[W_ANSWERED_IN_HOLD_LIMIT] += 1
+            else:
+                outcome = min(abandoned, disconnected, ended)
+                if outcome != NEVER:
+                    minute = outcome // MINUTE_MS
+                    bucket = series.get(minute)
+                    if bucket is None:
+                        bucket = series[minute] = [0] * width
+                    bucket[W_QUEUED] += 1
         return out

@@ -12,8 +12,9 @@ Per (contract, line), in event time, one minute at a time:
     them were disconnected;
   - ``silence``: no call activity at all on the line for 30 minutes while the feed keeps
     flowing (the minute is only evaluated once newer events have arrived), and the line had
-    traffic in the same hours of the previous day or the previous week: at least 20 calls in
-    one of the clock hours the silent half hour overlaps, shifted back by a day or a week.
+    traffic in the same hours of the previous day or the previous week: at least 10 calls
+    expected in the silent half hour from the same half hour a day or a week before (counted
+    per clock hour, prorated by the overlap).
 
 An inferred outage starts at the start of its qualifying period, not when it was detected: the
 minute of the first qualifying call (the first unanswered request, the first of the calls
@@ -37,7 +38,8 @@ is recognisably the same record.
 
 from __future__ import annotations
 
-from bisect import bisect_left
+import math
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, timedelta
@@ -85,10 +87,11 @@ class OutageRules:
     drop_min_calls: int = 10
     drop_ratio: float = 0.5
     silence_minutes: int = 30
-    # "The line had traffic": at least this many calls in one hour overlapping the silence
-    # window, the day or the week before. 20 an hour makes 30 silent minutes a ~1-in-20 000
-    # chance on a working line; one call the day before is no reason to expect one today.
-    silence_min_calls_per_hour: int = 20
+    # "The line had traffic": at least this many calls expected in the silent half hour, from
+    # the same half hour a day or a week before (hourly counts, prorated by overlap). 10
+    # expected calls make 30 silent minutes a ~1-in-20 000 chance on a working line; one call
+    # the day before is no reason to expect one today.
+    silence_min_expected_calls: int = 10
     restore_minutes: int = 15
     restore_min_answers: int = 5
     deadline_hours: int = 72
@@ -101,7 +104,7 @@ class OutageRules:
         if min(windows) < 1 or max(windows) > DAY_MINUTES:
             raise ValueError("outage windows must lie in 1..1440 minutes")
         if min(self.no_answer_min_requests, self.drop_min_calls, self.restore_min_answers,
-               self.silence_min_calls_per_hour) < 1:  # fmt: skip
+               self.silence_min_expected_calls) < 1:  # fmt: skip
             raise ValueError("outage call thresholds must be at least 1")
         if not 0 < self.drop_ratio <= 1:
             raise ValueError("the mass-drop ratio must lie in (0, 1]")
@@ -232,6 +235,64 @@ def _window(
 
 
 _SKIP_AFTER_MINUTES = 120  # spans longer than this are evaluated with skips
+_NEVER = 1 << 62
+
+
+class _SeriesIndex:
+    """Sorted minutes of one series' answers, requests, drops (by arrival) and activity."""
+
+    __slots__ = ("activity", "answers", "arrivals", "drops", "requests")
+
+    def __init__(self, buckets: Mapping[int, list[int]], low: int, high: int) -> None:
+        self.answers: list[int] = []
+        self.requests: list[int] = []
+        self.drops: list[int] = []  # one entry per dropped call
+        self.activity: list[int] = []
+        self.arrivals: list[int] = []
+        answers, requests, activity = self.answers, self.requests, self.activity
+        arrivals = self.arrivals
+        for k in sorted(k for k in buckets if low <= k <= high):
+            bucket = buckets[k]
+            if bucket[W_RECEIVED]:
+                arrivals.append(k)
+            if bucket[W_ANSWERED]:
+                answers.append(k)
+            if bucket[W_REQUESTED]:
+                requests.append(k)
+            if bucket[W_RECEIVED_DISCONNECTED]:
+                self.drops.extend([k] * bucket[W_RECEIVED_DISCONNECTED])
+            # Spelled out: the indexes of _ACTIVITY.
+            if (bucket[W_RECEIVED] or bucket[W_REQUESTED] or bucket[W_QUEUED]
+                    or bucket[W_ANSWERED] or bucket[W_DISCONNECTED]):  # fmt: skip
+                activity.append(k)
+
+    def next_candidate(
+        self, m: int, na: int, dm: int, sm: int, drops_needed: int, silence_possible: bool
+    ) -> int:
+        """The first minute >= m where an inferred cause might hold."""
+        # no_answers: no answer in the window and a request in it.
+        i = bisect_right(self.answers, m)
+        last_answer = self.answers[i - 1] if i else None
+        if last_answer is not None and last_answer > m - na:
+            best = last_answer + na
+        else:
+            j = bisect_right(self.requests, m)
+            if j and self.requests[j - 1] > m - na:
+                best = m
+            else:
+                best = self.requests[j] if j < len(self.requests) else _NEVER
+        # mass_drops: enough drops inside one window.
+        k = bisect_left(self.drops, m - dm + 1)
+        if len(self.drops) - k >= drops_needed:
+            best = min(best, max(m, self.drops[k + drops_needed - 1]))
+        # silence: a window without activity, on a line with traffic history.
+        if silence_possible:
+            a = bisect_right(self.activity, m)
+            last = self.activity[a - 1] if a else None
+            best = min(best, m if last is None or last <= m - sm else last + sm)
+        return best
+
+
 _ACTIVITY = (W_RECEIVED, W_REQUESTED, W_QUEUED, W_ANSWERED, W_DISCONNECTED)
 _EMPTY: dict[int, list[int]] = {}
 
@@ -311,36 +372,69 @@ class OutageTracker:
         through: int,
         buckets: Mapping[int, list[int]],
     ) -> None:
-        """Evaluate a long span (a replay, a restart, a jump in event time), skipping the
-        stretches where no minute can change anything: no call counts in reach, no status
-        event due, and no traffic history recent enough for silence. Skipped minutes would
-        have changed nothing; milestones carry their own times, so records are the same."""
-        keys = sorted(buckets)
-        lookback = self.rules.lookback_minutes
+        """Evaluate a long span (a replay, a restart, a jump in event time) visiting only the
+        minutes where something can happen; the result is that of evaluating every minute.
+
+        While no outage is open, a minute can only open one if it is in required hours and
+        one of the causes is possible there: no answer in the last 30 minutes with a request
+        in them, enough drops in the last 15, or no activity in the last 30 with traffic in
+        the history. From the sorted minutes of answers, requests, drops and activity the next
+        such minute is found by bisection, and the minutes before it are skipped. The traffic
+        history is added for the whole span up front: a minute only reads hours at least a
+        day old, complete by then. An open outage is evaluated minute by minute.
+        """
+        rules = self.rules
+        index = _SeriesIndex(buckets, minute - rules.lookback_minutes, through)
+        history = state.history
+        for k in index.arrivals:
+            if k >= minute:
+                hour = k // 60
+                history[hour] = history.get(hour, 0) + buckets[k][W_RECEIVED]
+        drops_needed = max(1, math.ceil(rules.drop_ratio * rules.drop_min_calls))
+        na, dm, sm = rules.no_answer_minutes, rules.drop_minutes, rules.silence_minutes
         week = 7 * DAY_MINUTES + 120
+        # The history does not change during the span (it was added up front).
+        latest_hour = max(state.history, default=None)
         while minute <= through:
-            position = bisect_left(keys, minute - lookback)
-            near = position < len(keys) and keys[position] <= minute
-            if not near and not self._history_within(state, minute - week):
-                target = keys[position] if position < len(keys) else through + 1
+            if state.current is None:
+                quiet_possible = latest_hour is not None and latest_hour >= (minute - week) // 60
+                target = index.next_candidate(minute, na, dm, sm, drops_needed, quiet_possible)
                 if state.pending:
                     target = min(target, min(p.ts_ms for p in state.pending) // MINUTE_MS)
+                target = max(target, minute)
+                if target == minute and not self._required(series, minute):
+                    target = self._next_required(series, minute, through)
+                    if state.pending:
+                        target = min(target, min(p.ts_ms for p in state.pending) // MINUTE_MS)
+                    target = max(target, minute)
                 if target > minute:
-                    minute = min(target, through + 1)
+                    minute = target
                     continue
-            self._evaluate(series, state, minute, buckets)
+            self._evaluate(series, state, minute, buckets, count_history=False)
             minute += 1
+        horizon = through // 60 - 8 * 24
+        for old in [h for h in state.history if h < horizon]:
+            del state.history[old]
 
-    def _history_within(self, state: SeriesOutages, since_minute: int) -> bool:
-        """Whether a busy enough hour at or after ``since_minute`` is in the history."""
-        since_hour = since_minute * MINUTE_MS // HOUR_MS
-        floor = self.rules.silence_min_calls_per_hour
-        return any(h >= since_hour and c >= floor for h, c in state.history.items())
+    def _next_required(self, series: SeriesKey, minute: int, through: int) -> int:
+        """The first minute after ``minute`` in required hours (``through + 1`` if none)."""
+        slot_minutes = 15
+        m = (minute // slot_minutes + 1) * slot_minutes  # hours change on 15-minute slots
+        while m <= through:
+            if self._required(series, m):
+                return m
+            m += slot_minutes
+        return through + 1
 
     # -- one minute ------------------------------------------------------------------------
 
     def _evaluate(
-        self, series: SeriesKey, state: SeriesOutages, minute: int, buckets: Mapping[int, list[int]]
+        self,
+        series: SeriesKey,
+        state: SeriesOutages,
+        minute: int,
+        buckets: Mapping[int, list[int]],
+        count_history: bool = True,
     ) -> None:
         rules = self.rules
         end_ms = (minute + 1) * MINUTE_MS
@@ -352,7 +446,7 @@ class OutageTracker:
                 for status in due:
                     self._apply_status(series, state, status)
         bucket = buckets.get(minute)
-        if bucket is not None and bucket[W_RECEIVED]:
+        if count_history and bucket is not None and bucket[W_RECEIVED]:
             hour = minute * MINUTE_MS // HOUR_MS
             state.history[hour] = state.history.get(hour, 0) + bucket[W_RECEIVED]
             if len(state.history) > 8 * 24 + 2:
@@ -396,14 +490,21 @@ class OutageTracker:
         return bool(state.history) and self._had_traffic(state, minute)
 
     def _had_traffic(self, state: SeriesOutages, minute: int) -> bool:
-        """Calls in the same hours of the previous day or week (hour buckets overlapping the
-        silence window shifted back)."""
+        """Enough calls expected in the silence window ending at ``minute``, from the same
+        window a day or a week before (hour counts prorated by their overlap)."""
         span = self.rules.silence_minutes
         for back in (DAY_MINUTES, 7 * DAY_MINUTES):
-            low = (minute - span + 1 - back) * MINUTE_MS // HOUR_MS
-            high = (minute - back) * MINUTE_MS // HOUR_MS
-            busiest = max(state.history.get(hour, 0) for hour in range(low, high + 1))
-            if busiest >= self.rules.silence_min_calls_per_hour:
+            low = minute - span + 1 - back  # first minute of the shifted window
+            high = minute - back + 1  # one past its last minute
+            expected = 0.0
+            hour = low // 60
+            while hour * 60 < high:
+                count = state.history.get(hour)
+                if count:
+                    overlap = min(high, hour * 60 + 60) - max(low, hour * 60)
+                    expected += count * overlap / 60
+                hour += 1
+            if expected >= self.rules.silence_min_expected_calls:
                 return True
         return False
 

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from monitor.engine import CallEvent, EventType
+from monitor.engine.engine import ComplianceEngine
 from monitor.engine.stream import Outcome, StreamEngine
 from monitor.engine.windows import WINDOW_MINUTES
 
@@ -117,6 +118,33 @@ def test_window_sums_equal_brute_force_after_every_event(
             expected = nonzero(brute_force_windows(accepted, engine.watermark_ms))
             actual = nonzero({s: engine.windows.window_counts(s) for s in engine.windows.sums})
             assert actual == expected
+
+
+OUTAGE_INDEXES = (0, 1, 3, 5, 6, 7, 8)  # what outage detection reads (windows.W_*)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), n_calls=st.integers(1, 40), hours=st.integers(1, 20))
+def test_replay_minute_buckets_equal_the_stream_buckets(seed: int, n_calls: int, hours: int) -> None:
+    """``monitor report`` derives outages from minute counts built from the calls' final
+    state; the stream reads its rolling windows' buckets: the same counts, index by index."""
+    events = random_events(random.Random(seed), n_calls, hours * 60 * MIN)
+    stream = StreamEngine(lateness_ms=100 * 60 * MIN, max_future_ms=None)
+    replay = ComplianceEngine(incremental=False)
+    for event in events:
+        stream.process(event)
+        replay.apply(event)
+
+    def picked(buckets: dict[tuple[str, str], dict[int, list[int]]]) -> dict[object, list[int]]:
+        out: dict[object, list[int]] = {}
+        for series, minutes in buckets.items():
+            for minute, counts in minutes.items():
+                values = [counts[i] for i in OUTAGE_INDEXES]
+                if any(values):
+                    out[(series, minute)] = values
+        return out
+
+    assert picked(replay.minute_buckets()) == picked(stream.windows.buckets)
 
 
 def test_too_late_events_are_refused_and_counted() -> None:
