@@ -1142,3 +1142,46 @@ def test_simulate_to_stdout_via_console_script_is_repeatable(console_script: Pat
     assert_document_shape(document)
     assert document["rejected_events"] == 0
     assert document["duplicate_events"] == 0
+
+
+# --------------------------------------------------------------------------- outages (issue 4)
+
+
+def test_hours_file_and_outage_rules_change_the_outages(
+    scenario_file: Path, tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    """A 24x7 line counts every minute of the outage; a later deadline moves the breach."""
+    hours = tmp_path / "hours.csv"
+    hours.write_text("contract_id,line,hours\nH1001,member_services,24x7\n")
+    document, _ = report_json(
+        capsysbinary, "--input", str(scenario_file), "--contracts", str(CONTRACTS),
+        "--hours", str(hours), "--outage-rules", "deadline_hours=96,escalation_hours=12/24",
+    )  # fmt: skip
+    (outage,) = document["outages"]
+    assert outage["restore_deadline"] == "2026-01-09T18:00:00Z"
+    # Open from Jan 5 18:00Z to 15:10Z on the 6th, every minute required: 6 h on the 5th in
+    # New York (13:00-24:00 local is 18:00-05:00Z) and the rest on the 6th.
+    assert document["outage_days"] == [
+        {"contract_id": "H1001", "line": "member_services", "date": "2026-01-05",
+         "outage_minutes_in_required_hours": 11 * 60},
+        {"contract_id": "H1001", "line": "member_services", "date": "2026-01-06",
+         "outage_minutes_in_required_hours": 10 * 60 + 10},
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--outage-rules", "bogus=1"], "outage rule 'bogus=1': expected name=value"),
+        (["--outage-rules", "drop_ratio=lots"], "outage rule drop_ratio: invalid value 'lots'"),
+        (["--outage-rules", "escalation_hours=80"], "escalations must come before"),
+        (["--hours", "/nonexistent/hours.csv"], "operating-hours file not found"),
+    ],
+)
+def test_bad_outage_settings_are_usage_errors(
+    scenario_file: Path, capsysbinary: pytest.CaptureFixture[bytes], args: list[str], message: str
+) -> None:
+    status, out, err = run(["report", "--input", str(scenario_file), *args], capsysbinary)
+    assert status == 2
+    assert out == b""
+    assert message in err

@@ -125,7 +125,9 @@ OUTAGE_INDEXES = (0, 1, 3, 5, 6, 7, 8)  # what outage detection reads (windows.W
 
 @settings(max_examples=40, deadline=None)
 @given(seed=st.integers(0, 10_000), n_calls=st.integers(1, 40), hours=st.integers(1, 20))
-def test_replay_minute_buckets_equal_the_stream_buckets(seed: int, n_calls: int, hours: int) -> None:
+def test_replay_minute_buckets_equal_the_stream_buckets(
+    seed: int, n_calls: int, hours: int
+) -> None:
     """``monitor report`` derives outages from minute counts built from the calls' final
     state; the stream reads its rolling windows' buckets: the same counts, index by index."""
     events = random_events(random.Random(seed), n_calls, hours * 60 * MIN)
