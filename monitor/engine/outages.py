@@ -315,6 +315,7 @@ class OutageTracker:
         self.closed: list[Outage] = []  # only with keep_closed (replays)
         self.dirty: set[str] = set()  # contracts whose state changed since the last drain
         self.through_minute: int | None = None
+        self._schedules: dict[SeriesKey, tuple[ZoneInfo, Schedule]] = {}
 
     # -- input -----------------------------------------------------------------------------
 
@@ -454,16 +455,18 @@ class OutageTracker:
                 for old in [h for h in state.history if h < horizon]:
                     del state.history[old]
         current = state.current
-        if current is None and not self.registry.in_required_hours(
-            series[0], series[1], minute * MINUTE_MS
-        ):
+        if current is None and not self._required(series, minute):
             return
-        if current is None and bucket is None and not self._silence_possible(state, minute):
-            # Nothing happened this minute and no silence can be due: the counting conditions
-            # need calls, and they were already false or will show up with the next call.
-            lookback = rules.lookback_minutes
-            if not any(buckets.get(m) is not None for m in range(minute - lookback, minute)):
-                return
+        if current is None and bucket is None:
+            # Nothing happened this minute. With no call counts in reach either, only silence
+            # could be due: the counting conditions need calls.
+            get = buckets.get
+            for m in range(minute - 1, minute - rules.lookback_minutes - 1, -1):
+                if get(m) is not None:
+                    break
+            else:
+                if not self._silence_possible(state, minute):
+                    return
         found = self._conditions(series, state, minute, buckets)
         if current is not None:
             self._milestones(series, current, end_ms)
@@ -515,16 +518,32 @@ class OutageTracker:
         qualifying period starts: the first minute holding one of the qualifying calls."""
         rules = self.rules
         found: list[tuple[str, int]] = []
-        low = minute - rules.no_answer_minutes + 1
-        (requested, answered), first = _window(buckets, low, minute, (W_REQUESTED, W_ANSWERED))
-        if requested >= rules.no_answer_min_requests and answered == 0:
+        get = buckets.get
+        # no_answers. Newest minute first: on a working line an answer comes at once.
+        requested, first = 0, minute
+        for m in range(minute, minute - rules.no_answer_minutes, -1):
+            bucket = get(m)
+            if bucket is not None:
+                if bucket[W_ANSWERED]:
+                    requested = -1
+                    break
+                if bucket[W_REQUESTED]:
+                    requested += bucket[W_REQUESTED]
+                    first = m
+        if requested >= rules.no_answer_min_requests:
             found.append((NO_ANSWERS, first))
-        low = minute - rules.drop_minutes + 1
-        (received, dropped), first = _window(
-            buckets, low, minute, (W_RECEIVED, W_RECEIVED_DISCONNECTED)
-        )
+        # mass_drops
+        received = dropped = 0
+        first = minute
+        for m in range(minute, minute - rules.drop_minutes, -1):
+            bucket = get(m)
+            if bucket is not None and bucket[W_RECEIVED]:
+                received += bucket[W_RECEIVED]
+                dropped += bucket[W_RECEIVED_DISCONNECTED]
+                first = m
         if received >= rules.drop_min_calls and dropped >= rules.drop_ratio * received:
             found.append((MASS_DROPS, first))
+        # silence
         low = minute - rules.silence_minutes + 1
         if (
             self._had_traffic(state, minute)
@@ -537,7 +556,14 @@ class OutageTracker:
         return found
 
     def _required(self, series: SeriesKey, minute: int) -> bool:
-        return self.registry.in_required_hours(series[0], series[1], minute * MINUTE_MS)
+        found = self._schedules.get(series)
+        if found is None:
+            contract_id, line = series
+            found = self._schedules[series] = (
+                self.registry.zone(contract_id),
+                self.registry.hours.schedule(contract_id, line),
+            )
+        return self.registry.hours.is_required(found[0], found[1], minute * MINUTE_MS)
 
     def _hours_span_start(self, series: SeriesKey, first: int, minute: int) -> int:
         """The earliest minute >= ``first`` from which every minute to ``minute`` is in
