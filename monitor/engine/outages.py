@@ -241,7 +241,7 @@ _NEVER = 1 << 62
 class _SeriesIndex:
     """Sorted minutes of one series' answers, requests, drops (by arrival) and activity."""
 
-    __slots__ = ("activity", "answers", "arrivals", "drops", "requests")
+    __slots__ = ("activity", "answers", "arrivals", "drops", "keys", "requests")
 
     def __init__(self, buckets: Mapping[int, list[int]], low: int, high: int) -> None:
         self.answers: list[int] = []
@@ -251,7 +251,8 @@ class _SeriesIndex:
         self.arrivals: list[int] = []
         answers, requests, activity = self.answers, self.requests, self.activity
         arrivals = self.arrivals
-        for k in sorted(k for k in buckets if low <= k <= high):
+        self.keys = sorted(k for k in buckets if low <= k <= high)
+        for k in self.keys:
             bucket = buckets[k]
             if bucket[W_RECEIVED]:
                 arrivals.append(k)
@@ -265,6 +266,15 @@ class _SeriesIndex:
             if (bucket[W_RECEIVED] or bucket[W_REQUESTED] or bucket[W_QUEUED]
                     or bucket[W_ANSWERED] or bucket[W_DISCONNECTED]):  # fmt: skip
                 activity.append(k)
+
+    def any_between(self, low: int, high: int) -> bool:
+        i = bisect_left(self.keys, low)
+        return i < len(self.keys) and self.keys[i] <= high
+
+    def next_key(self, minute: int) -> int:
+        """The first minute >= ``minute`` with counts (``_NEVER`` if none)."""
+        i = bisect_left(self.keys, minute)
+        return self.keys[i] if i < len(self.keys) else _NEVER
 
     def next_candidate(
         self, m: int, na: int, dm: int, sm: int, drops_needed: int, silence_possible: bool
@@ -394,8 +404,10 @@ class OutageTracker:
         drops_needed = max(1, math.ceil(rules.drop_ratio * rules.drop_min_calls))
         na, dm, sm = rules.no_answer_minutes, rules.drop_minutes, rules.silence_minutes
         week = 7 * DAY_MINUTES + 120
-        # The history does not change during the span (it was added up front).
-        latest_hour = max(state.history, default=None)
+        # The history does not change during the span (it was added up front). Half an hour
+        # overlaps at most two clock hours, so silence needs an hour with at least this many.
+        busy = rules.silence_min_expected_calls * 60 / rules.silence_minutes
+        latest_hour = max((h for h, c in state.history.items() if c >= busy), default=None)
         while minute <= through:
             if state.current is None:
                 quiet_possible = latest_hour is not None and latest_hour >= (minute - week) // 60
@@ -411,6 +423,23 @@ class OutageTracker:
                 if target > minute:
                     minute = target
                     continue
+            else:
+                # An open outage changes only with call counts in reach (restoration, joining
+                # causes), a due status event, or traffic history (silence joining); its
+                # milestones carry their own times and are emitted when evaluation resumes.
+                lookback = rules.lookback_minutes
+                quiet_possible = latest_hour is not None and latest_hour >= (minute - week) // 60
+                if not quiet_possible and not index.any_between(minute - lookback, minute):
+                    target = index.next_key(minute)
+                    if state.pending:
+                        target = min(target, min(p.ts_ms for p in state.pending) // MINUTE_MS)
+                    target = max(target, minute)
+                    if target > through:
+                        self._milestones(series, state.current, (through + 1) * MINUTE_MS)
+                        break
+                    if target > minute:
+                        minute = target
+                        continue
             self._evaluate(series, state, minute, buckets, count_history=False)
             minute += 1
         horizon = through // 60 - 8 * 24
