@@ -244,28 +244,20 @@ class _SeriesIndex:
     __slots__ = ("activity", "answers", "arrivals", "drops", "keys", "requests")
 
     def __init__(self, buckets: Mapping[int, list[int]], low: int, high: int) -> None:
-        self.answers: list[int] = []
-        self.requests: list[int] = []
-        self.drops: list[int] = []  # one entry per dropped call
-        self.activity: list[int] = []
-        self.arrivals: list[int] = []
-        answers, requests, activity = self.answers, self.requests, self.activity
-        arrivals = self.arrivals
-        self.keys = sorted(k for k in buckets if low <= k <= high)
-        for k in self.keys:
-            bucket = buckets[k]
-            if bucket[W_RECEIVED]:
-                arrivals.append(k)
-            if bucket[W_ANSWERED]:
-                answers.append(k)
-            if bucket[W_REQUESTED]:
-                requests.append(k)
-            if bucket[W_RECEIVED_DISCONNECTED]:
-                self.drops.extend([k] * bucket[W_RECEIVED_DISCONNECTED])
-            # Spelled out: the indexes of _ACTIVITY.
-            if (bucket[W_RECEIVED] or bucket[W_REQUESTED] or bucket[W_QUEUED]
-                    or bucket[W_ANSWERED] or bucket[W_DISCONNECTED]):  # fmt: skip
-                activity.append(k)
+        # Comprehensions over (minute, counts) pairs: this runs over every bucket of a replay.
+        items = sorted((k, b) for k, b in buckets.items() if low <= k <= high)
+        self.keys = [k for k, _ in items]
+        self.arrivals = [k for k, b in items if b[W_RECEIVED]]
+        self.answers = [k for k, b in items if b[W_ANSWERED]]
+        self.requests = [k for k, b in items if b[W_REQUESTED]]
+        self.drops = [  # one entry per dropped call
+            k for k, b in items if b[W_RECEIVED_DISCONNECTED]
+            for _ in range(b[W_RECEIVED_DISCONNECTED])
+        ]  # fmt: skip
+        self.activity = [
+            k for k, b in items
+            if b[W_RECEIVED] or b[W_REQUESTED] or b[W_QUEUED] or b[W_ANSWERED] or b[W_DISCONNECTED]
+        ]  # fmt: skip
 
     def any_between(self, low: int, high: int) -> bool:
         i = bisect_left(self.keys, low)
