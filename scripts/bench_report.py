@@ -110,7 +110,8 @@ def main() -> int:
 - Date: {dt.date.today().isoformat()}; machine: {machine_description()}
 - Input: {lines:,} JSONL lines ({data.stat().st_size / 2**20:.0f} MiB) from `monitor simulate`
   (80 contracts, 48 h, 1 % duplicates, 1 % reordered, 0.1 % malformed); one process pinned to
-  one core with `taskset -c 0`; {args.runs} runs; time is the whole command, start-up included.
+  one core with `taskset -c 0`; {args.runs} runs; time is the whole command, start-up included,
+  outage detection (issue 4) and the JSON document included.
 
 | figure | value |
 |---|---|
