@@ -115,6 +115,10 @@ class MonitorCollector(Collector):
         deadline = GaugeMetricFamily("callcenter_outage_restore_deadline_timestamp_seconds",
                                      "Start of the open outage + 72 h: restore by then",
                                      labels=OUTAGE_LABELS)  # fmt: skip
+        age = GaugeMetricFamily("callcenter_outage_age_seconds",
+                                "How long the open outage has lasted, in event time (at the "
+                                "watermark): what alerts escalate on, live or in a replay",
+                                labels=OUTAGE_LABELS)  # fmt: skip
         total = CounterMetricFamily("callcenter_outages", "Outages opened, by first cause",
                                     labels=OUTAGE_LABELS)  # fmt: skip
         durations = HistogramMetricFamily("callcenter_outage_duration_seconds",
@@ -136,6 +140,9 @@ class MonitorCollector(Collector):
                     start.add_metric([*labels, current.cause], current.start_ms / 1000.0)
                     deadline.add_metric([*labels, current.cause],
                                         current.deadline_ms(tracker.rules) / 1000.0)  # fmt: skip
+                    if engine.watermark_ms is not None:
+                        seconds = max(0, engine.watermark_ms - current.start_ms) / 1000.0
+                        age.add_metric([*labels, current.cause], seconds)
                 for cause, count in sorted(state.opened.items()):
                     total.add_metric([*labels, cause], count)
                 for cause, counts in sorted(state.durations.items()):
@@ -146,7 +153,7 @@ class MonitorCollector(Collector):
                     cumulative += counts[len(DURATION_BUCKETS_S)]
                     buckets.append(("+Inf", cumulative))
                     durations.add_metric([*labels, cause], buckets, counts[-1] / 1000.0)
-        yield from (open_, required, start, deadline, total, durations)
+        yield from (open_, required, start, deadline, age, total, durations)
 
     # -- compliance figures ----------------------------------------------------------------------
 
