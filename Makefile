@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install lint typecheck unit test bench run clean
+.PHONY: help install tools lint typecheck unit test bench run clean
 
 help:
 	@echo "make run    - the monitor on a local simulated feed (see README)"
@@ -23,6 +23,10 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# Prometheus, Alertmanager, promtool, amtool (Debian packages) for the rule and board tests.
+tools:
+	bash deploy/prometheus/ensure-tools.sh
+
 lint: $(STAMP)
 	$(BIN)/ruff check monitor tests scripts
 	$(BIN)/ruff format --check monitor tests scripts
@@ -32,7 +36,7 @@ typecheck: $(STAMP)
 
 # pytest exits 5 when it collects nothing; that is not a failure of the code.
 # A fixed hash seed makes set iteration, and so every test run, reproducible.
-test: lint typecheck
+test: lint typecheck tools
 	PYTHONHASHSEED=0 $(BIN)/pytest tests; status=$$?; if [ $$status -eq 5 ]; then echo "pytest: no tests collected"; exit 0; fi; exit $$status
 
 bench: $(STAMP)
