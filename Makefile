@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install tools lint typecheck unit test bench run clean
+.PHONY: help install tools lint typecheck unit test bench run clean dashboards
 
 help:
 	@echo "make run    - the monitor on a local simulated feed (see README)"
@@ -28,8 +28,8 @@ tools:
 	bash deploy/prometheus/ensure-tools.sh
 
 lint: $(STAMP)
-	$(BIN)/ruff check monitor tests scripts
-	$(BIN)/ruff format --check monitor tests scripts
+	$(BIN)/ruff check monitor tests scripts grafana
+	$(BIN)/ruff format --check monitor tests scripts grafana
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -42,6 +42,10 @@ test: lint typecheck tools
 bench: $(STAMP)
 	$(BIN)/python scripts/bench_report.py --events 1000000 --output docs/performance.md
 	$(BIN)/python scripts/bench_stream.py --events 1000000 --slow-events 300000 --output docs/performance.md
+
+# The boards are code: regenerate the committed JSON after editing grafana/dashboards.py.
+dashboards: $(STAMP)
+	$(BIN)/python grafana/dashboards.py
 
 run: $(STAMP)
 	bash scripts/run-local.sh

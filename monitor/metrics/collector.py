@@ -62,6 +62,7 @@ class PipelineHealth:
     dead_lettered: int = 0
     batches: int = 0
     outage_records: int = 0
+    rebalances: int = 0  # changes of the owned partition set
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,6 +304,9 @@ class MonitorCollector(Collector):
                                   value=health.repartitioned)  # fmt: skip
         yield CounterMetricFamily("callcenter_batches", "Processing batches",
                                   value=health.batches)  # fmt: skip
+        yield CounterMetricFamily("callcenter_rebalances",
+                                  "Changes of this worker's partition assignment",
+                                  value=health.rebalances)  # fmt: skip
         yield CounterMetricFamily("callcenter_outage_records",
                                   "Records sent to the outage audit topic",
                                   value=health.outage_records)  # fmt: skip

@@ -245,6 +245,7 @@ class Worker:
             tables: Any = app.tables
             if not app.rebalancing and tables.recovery.completed.is_set():
                 self.partitions.sync(self.active_partitions(), self.table)
+                self.health.rebalances = self.partitions.rebalances
 
         @app.page("/metrics")
         async def metrics(web: Any, request: Any) -> Any:
@@ -300,6 +301,7 @@ class Worker:
     async def handle_batch(self, events: Sequence[Any]) -> None:
         s = self.settings
         self.partitions.sync(self.active_partitions(), self.table)
+        self.health.rebalances = self.partitions.rebalances
         self.health.batches += 1
         engines = self.partitions.engines
         dead: list[tuple[bytes, bytes]] = []

@@ -25,6 +25,7 @@ PROCESS_FAMILIES = (
     "callcenter_events_",
     "callcenter_batches",
     "callcenter_outage_records",
+    "callcenter_rebalances",
     "callcenter_consumer_lag",
     "callcenter_partitions_owned",
     "callcenter_contracts_tracked",
