@@ -215,6 +215,60 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ingest_asterisk(args: argparse.Namespace) -> int:
+    import asyncio
+
+    import orjson
+
+    from monitor.adapters.asterisk import AsteriskConverter, parse_actions, zone_or_none
+    from monitor.adapters.ingest import KafkaTarget, deliver, events_of, follow, read_items
+    from monitor.adapters.queue_map import QueueMapError, load_queue_map
+    from monitor.pipeline.settings import security_from_args
+    from monitor.pipeline.topics import ensure_topics
+
+    _check_inputs(args.inputs)
+    if args.follow and len(args.inputs) != 1:
+        raise CliError("--follow reads exactly one --input")
+    try:
+        queues = load_queue_map(args.queues)
+        actions = parse_actions(args.mappings)
+        zone = zone_or_none(args.timezone)
+        security = security_from_args(args)
+    except (QueueMapError, ValueError) as exc:
+        raise CliError(str(exc)) from None
+    converter = AsteriskConverter(queues, actions)
+    kafka = None
+    if args.sink == "kafka":
+        kafka = KafkaTarget(args.bootstrap_servers, args.events_topic, security, args.batch_events)
+    out = None if kafka is not None else _open_output(args.output)
+
+    async def go() -> int:
+        if kafka is not None:
+            await ensure_topics(kafka.bootstrap_servers, {kafka.topic: args.partitions}, security)
+        if args.follow:
+            position = Path(args.position) if args.position else None
+            return await follow(Path(args.inputs[0]), converter, position_file=position,
+                                poll_seconds=args.poll_seconds, out=out, kafka=kafka)  # fmt: skip
+        sent = 0
+        for name in args.inputs:
+            try:
+                items = read_items(Path(name), args.format, zone, converter.stats)
+                sent += await deliver(list(events_of(converter, items)), out, kafka)
+            except ValueError as exc:
+                raise CliError(f"{name}: {exc}") from None
+        return sent
+
+    try:
+        sent = asyncio.run(go())
+    finally:
+        if out is not None and out is not sys.stdout.buffer:
+            out.close()
+    summary = converter.stats.as_dict()
+    get_logger("monitor.ingest").info("ingest_done", source="asterisk", sent=sent, **summary)
+    sys.stderr.write(orjson.dumps({"sent": sent, **summary}).decode() + "\n")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="monitor",
@@ -288,6 +342,39 @@ def build_parser() -> argparse.ArgumentParser:
     publish.add_argument("--batch-events", type=int, default=500,
                          help="events per Kafka message (1: one event per message)")  # fmt: skip
     publish.set_defaults(handler=cmd_publish)
+
+    ingest = sub.add_parser("ingest", help="turn PBX / contact-center logs into canonical events")
+    sources = ingest.add_subparsers(dest="source", required=True, metavar="SOURCE")
+    asterisk = sources.add_parser(
+        "asterisk",
+        help="Asterisk queue_log (raw pipe-delimited, or a CSV export of the queue_log table)",
+        description="Convert Asterisk queue_log lines into canonical events (docs/adapters.md).",
+    )
+    asterisk.add_argument("--input", dest="inputs", action="append", required=True,
+                          metavar="FILE",
+                          help="queue_log file; repeatable (one with --follow)")  # fmt: skip
+    asterisk.add_argument("--queues", required=True, metavar="FILE",
+                          help="CSV queue,contract_id,line: PBX queues to contracts")  # fmt: skip
+    asterisk.add_argument("--format", choices=("auto", "pipe", "csv"), default="auto",
+                          help="auto detects a CSV header")  # fmt: skip
+    asterisk.add_argument("--timezone", metavar="ZONE",
+                          help="IANA zone of naive date_time values in a CSV export")  # fmt: skip
+    asterisk.add_argument("--map", dest="mappings", action="append", default=[],
+                          metavar="EVENT=TYPE",
+                          help="override an event's canonical type (ended, disconnected, "
+                               "abandoned, queued, answered, ignore); repeatable")  # fmt: skip
+    asterisk.add_argument("--sink", choices=("file", "kafka"), default="file")
+    asterisk.add_argument("--output", metavar="FILE", help="JSONL output (default stdout)")
+    asterisk.add_argument("--follow", action="store_true",
+                          help="keep reading the file as it grows, across rotation")  # fmt: skip
+    asterisk.add_argument("--position", metavar="FILE",
+                          help="with --follow: the saved read position")  # fmt: skip
+    asterisk.add_argument("--poll-seconds", type=float, default=1.0)
+    add_kafka_arguments(asterisk)
+    asterisk.add_argument("--partitions", type=int, default=8,
+                          help="partitions when the topic must be created")  # fmt: skip
+    asterisk.add_argument("--batch-events", type=int, default=500)
+    asterisk.set_defaults(handler=cmd_ingest_asterisk)
 
     worker = sub.add_parser(
         "worker",

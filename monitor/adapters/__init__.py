@@ -1,0 +1,1 @@
+"""Adapters: what PBXs and contact centers already write, turned into canonical events."""
