@@ -136,8 +136,11 @@ def _make_line(
         return "bad_time"
     if not event.strip():
         return "no_event"
+    values = [d.strip() for d in data]
+    while values and not values[-1]:  # a CSV export pads data columns: same line, same id
+        values.pop()
     return QueueLogLine(epoch, uniqueid.strip(), queue.strip(), agent.strip(),
-                        event.strip().upper(), tuple(d.strip() for d in data))  # fmt: skip
+                        event.strip().upper(), tuple(values))  # fmt: skip
 
 
 def _datetime_epoch(text: str, zone: ZoneInfo | None) -> int:
