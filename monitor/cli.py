@@ -269,6 +269,55 @@ def cmd_ingest_asterisk(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ingest_connect(args: argparse.Namespace) -> int:
+    import asyncio
+
+    import orjson
+
+    from monitor.adapters.connect import ConnectConverter, iter_json_documents
+    from monitor.adapters.ingest import KafkaTarget, deliver
+    from monitor.adapters.queue_map import QueueMapError, load_queue_map
+    from monitor.jsonl import open_input
+    from monitor.pipeline.settings import security_from_args
+    from monitor.pipeline.topics import ensure_topics
+
+    _check_inputs(args.inputs)
+    try:
+        queues = load_queue_map(args.queues) if args.queues else {}
+        security = security_from_args(args)
+    except (QueueMapError, ValueError) as exc:
+        raise CliError(str(exc)) from None
+    converter = ConnectConverter(queues, args.contract_attribute, args.line_attribute)
+    documents: list[object] = []
+    for name in args.inputs:
+        with open_input(name) as handle:
+            documents.extend(iter_json_documents(handle.read()))
+    if args.connect_kind == "connect-ctr":
+        events = converter.convert_ctrs(documents)
+    else:
+        events = converter.convert_events(documents)
+    kafka = None
+    if args.sink == "kafka":
+        kafka = KafkaTarget(args.bootstrap_servers, args.events_topic, security, args.batch_events)
+    out = None if kafka is not None else _open_output(args.output)
+
+    async def go() -> int:
+        if kafka is not None:
+            await ensure_topics(kafka.bootstrap_servers, {kafka.topic: args.partitions}, security)
+        return await deliver(events, out, kafka)
+
+    try:
+        sent = asyncio.run(go())
+    finally:
+        if out is not None and out is not sys.stdout.buffer:
+            out.close()
+    summary = {"sent": sent, **converter.stats.as_dict(),
+               "disconnect_reasons": dict(sorted(converter.reasons.items()))}  # fmt: skip
+    get_logger("monitor.ingest").info("ingest_done", source=args.connect_kind, **summary)
+    sys.stderr.write(orjson.dumps(summary).decode() + "\n")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="monitor",
@@ -375,6 +424,24 @@ def build_parser() -> argparse.ArgumentParser:
                           help="partitions when the topic must be created")  # fmt: skip
     asterisk.add_argument("--batch-events", type=int, default=500)
     asterisk.set_defaults(handler=cmd_ingest_asterisk)
+    for name, kind in (("connect-ctr", "contact trace records (JSON, arrays or Firehose "
+                                       "concatenated)"),
+                       ("connect-events", "EventBridge contact events")):  # fmt: skip
+        connect = sources.add_parser(name, help=f"Amazon Connect {kind}")
+        connect.add_argument("--input", dest="inputs", action="append", required=True,
+                             metavar="FILE", help="repeatable; .gz is read as such")  # fmt: skip
+        connect.add_argument("--queues", metavar="FILE",
+                             help="CSV queue,contract_id,line (queue name or ARN)")  # fmt: skip
+        connect.add_argument("--contract-attribute", default="cms_contract_id",
+                             help="contact attribute holding the contract id")  # fmt: skip
+        connect.add_argument("--line-attribute", default="cms_line",
+                             help="contact attribute holding the line")  # fmt: skip
+        connect.add_argument("--sink", choices=("file", "kafka"), default="file")
+        connect.add_argument("--output", metavar="FILE", help="JSONL output (default stdout)")
+        add_kafka_arguments(connect)
+        connect.add_argument("--partitions", type=int, default=8)
+        connect.add_argument("--batch-events", type=int, default=500)
+        connect.set_defaults(handler=cmd_ingest_connect, connect_kind=name)
 
     worker = sub.add_parser(
         "worker",
