@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import zlib
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -216,15 +216,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_ingest_asterisk(args: argparse.Namespace) -> int:
-    import asyncio
-
-    import orjson
-
     from monitor.adapters.asterisk import AsteriskConverter, parse_actions, zone_or_none
     from monitor.adapters.ingest import KafkaTarget, deliver, events_of, follow, read_items
     from monitor.adapters.queue_map import QueueMapError, load_queue_map
     from monitor.pipeline.settings import security_from_args
-    from monitor.pipeline.topics import ensure_topics
 
     _check_inputs(args.inputs)
     if args.follow and len(args.inputs) != 1:
@@ -237,14 +232,8 @@ def cmd_ingest_asterisk(args: argparse.Namespace) -> int:
     except (QueueMapError, ValueError) as exc:
         raise CliError(str(exc)) from None
     converter = AsteriskConverter(queues, actions)
-    kafka = None
-    if args.sink == "kafka":
-        kafka = KafkaTarget(args.bootstrap_servers, args.events_topic, security, args.batch_events)
-    out = None if kafka is not None else _open_output(args.output)
 
-    async def go() -> int:
-        if kafka is not None:
-            await ensure_topics(kafka.bootstrap_servers, {kafka.topic: args.partitions}, security)
+    async def produce(out: IO[bytes] | None, kafka: KafkaTarget | None) -> int:
         if args.follow:
             position = Path(args.position) if args.position else None
             return await follow(Path(args.inputs[0]), converter, position_file=position,
@@ -258,28 +247,15 @@ def cmd_ingest_asterisk(args: argparse.Namespace) -> int:
                 raise CliError(f"{name}: {exc}") from None
         return sent
 
-    try:
-        sent = asyncio.run(go())
-    finally:
-        if out is not None and out is not sys.stdout.buffer:
-            out.close()
-    summary = converter.stats.as_dict()
-    get_logger("monitor.ingest").info("ingest_done", source="asterisk", sent=sent, **summary)
-    sys.stderr.write(orjson.dumps({"sent": sent, **summary}).decode() + "\n")
-    return 0
+    return _run_ingest(args, security, produce, "asterisk", converter.stats.as_dict)
 
 
 def cmd_ingest_connect(args: argparse.Namespace) -> int:
-    import asyncio
-
-    import orjson
-
     from monitor.adapters.connect import ConnectConverter, iter_json_documents
     from monitor.adapters.ingest import KafkaTarget, deliver
     from monitor.adapters.queue_map import QueueMapError, load_queue_map
     from monitor.jsonl import open_input
     from monitor.pipeline.settings import security_from_args
-    from monitor.pipeline.topics import ensure_topics
 
     _check_inputs(args.inputs)
     try:
@@ -296,6 +272,32 @@ def cmd_ingest_connect(args: argparse.Namespace) -> int:
         events = converter.convert_ctrs(documents)
     else:
         events = converter.convert_events(documents)
+
+    async def produce(out: IO[bytes] | None, kafka: KafkaTarget | None) -> int:
+        return await deliver(events, out, kafka)
+
+    def summary() -> dict[str, Any]:
+        return {**converter.stats.as_dict(),
+                "disconnect_reasons": dict(sorted(converter.reasons.items()))}  # fmt: skip
+
+    return _run_ingest(args, security, produce, args.connect_kind, summary)
+
+
+def _run_ingest(
+    args: argparse.Namespace,
+    security: Any,
+    produce: Callable[[IO[bytes] | None, Any], Awaitable[int]],
+    source: str,
+    summary: Callable[[], dict[str, Any]],
+) -> int:
+    """Run an adapter to its sink (JSONL file or Kafka) and report what it did on stderr."""
+    import asyncio
+
+    import orjson
+
+    from monitor.adapters.ingest import KafkaTarget
+    from monitor.pipeline.topics import ensure_topics
+
     kafka = None
     if args.sink == "kafka":
         kafka = KafkaTarget(args.bootstrap_servers, args.events_topic, security, args.batch_events)
@@ -304,17 +306,16 @@ def cmd_ingest_connect(args: argparse.Namespace) -> int:
     async def go() -> int:
         if kafka is not None:
             await ensure_topics(kafka.bootstrap_servers, {kafka.topic: args.partitions}, security)
-        return await deliver(events, out, kafka)
+        return await produce(out, kafka)
 
     try:
         sent = asyncio.run(go())
     finally:
         if out is not None and out is not sys.stdout.buffer:
             out.close()
-    summary = {"sent": sent, **converter.stats.as_dict(),
-               "disconnect_reasons": dict(sorted(converter.reasons.items()))}  # fmt: skip
-    get_logger("monitor.ingest").info("ingest_done", source=args.connect_kind, **summary)
-    sys.stderr.write(orjson.dumps(summary).decode() + "\n")
+    report = {"sent": sent, **summary()}
+    get_logger("monitor.ingest").info("ingest_done", source=source, **report)
+    sys.stderr.write(orjson.dumps(report).decode() + "\n")
     return 0
 
 

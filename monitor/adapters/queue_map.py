@@ -6,10 +6,10 @@ problem is an error naming the file, the line and what is wrong.
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 
+from monitor.engine.csvtable import read_table_text, table_rows
 from monitor.engine.events import DEFAULT_LINE
 from monitor.engine.validation import CONTRACT_ID_PATTERN, LINE_PATTERN
 
@@ -28,32 +28,11 @@ class Target:
 
 def load_queue_map(path: str | Path) -> dict[str, Target]:
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise QueueMapError(f"{path}: queue mapping not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise QueueMapError(f"{path}: cannot read queue mapping: {exc}") from None
-    reader = csv.reader(text.splitlines())
-    header = [name.strip() for name in next(reader, [])]
-    missing = [name for name in COLUMNS if name not in header]
-    if missing:
-        raise QueueMapError(
-            f"{path}:1: header lacks column(s) {', '.join(missing)}; expected {','.join(COLUMNS)}"
-        )
-    index = {name: header.index(name) for name in COLUMNS}
+    text = read_table_text(path, "queue mapping", QueueMapError)
     out: dict[str, Target] = {}
-    for row in reader:
-        number = reader.line_num
-        if not any(cell.strip() for cell in row):
-            continue
-        if len(row) != len(header):
-            raise QueueMapError(
-                f"{path}:{number}: expected {len(header)} columns, found {len(row)}"
-            )
-        queue = row[index["queue"]].strip()
-        contract = row[index["contract_id"]].strip()
-        line = row[index["line"]].strip() or DEFAULT_LINE
+    for number, row in table_rows(text.splitlines(), str(path), COLUMNS, QueueMapError):
+        queue, contract = row["queue"], row["contract_id"]
+        line = row["line"] or DEFAULT_LINE
         if not queue:
             raise QueueMapError(f"{path}:{number}: queue is empty")
         if CONTRACT_ID_PATTERN.fullmatch(contract) is None:

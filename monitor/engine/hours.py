@@ -17,7 +17,6 @@ operating-hours CSV with the header ``contract_id,line,hours`` where ``contract_
 
 from __future__ import annotations
 
-import csv
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from monitor.engine.csvtable import read_table_text, table_rows
 from monitor.engine.validation import CONTRACT_ID_PATTERN
 
 CMS_OPEN_MINUTE = 8 * 60
@@ -164,40 +164,15 @@ class OperatingHours:
     @classmethod
     def from_csv(cls, path: str | Path) -> OperatingHours:
         path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8-sig")
-        except FileNotFoundError as exc:
-            raise HoursError(f"{path}: operating-hours file not found") from exc
-        except (OSError, UnicodeDecodeError) as exc:
-            raise HoursError(f"{path}: cannot read operating-hours file: {exc}") from exc
+        text = read_table_text(path, "operating-hours file", HoursError)
         return cls(parse_hours_rows(text.splitlines(), str(path)))
 
 
 def parse_hours_rows(lines: Iterable[str], source: str) -> dict[tuple[str, str], Schedule]:
-    reader = csv.reader(lines)
-    try:
-        header = [name.strip() for name in next(reader)]
-    except StopIteration:
-        raise HoursError(f"{source}: empty file, expected a header row") from None
-    missing = [name for name in HOURS_COLUMNS if name not in header]
-    if missing:
-        raise HoursError(
-            f"{source}:1: header lacks column(s) {', '.join(missing)}; "
-            f"expected {','.join(HOURS_COLUMNS)}"
-        )
-    index = {name: header.index(name) for name in HOURS_COLUMNS}
     out: dict[tuple[str, str], Schedule] = {}
     seen: dict[tuple[str, str], int] = {}
-    for row in reader:
-        line_no = reader.line_num
-        if not any(cell.strip() for cell in row):
-            continue
-        if len(row) != len(header):
-            raise HoursError(
-                f"{source}:{line_no}: expected {len(header)} columns, found {len(row)}"
-            )
-        contract_id = row[index["contract_id"]].strip()
-        line = row[index["line"]].strip()
+    for line_no, row in table_rows(lines, source, HOURS_COLUMNS, HoursError):
+        contract_id, line = row["contract_id"], row["line"]
         if contract_id != "*" and CONTRACT_ID_PATTERN.fullmatch(contract_id) is None:
             raise HoursError(
                 f"{source}:{line_no}: contract_id {contract_id!r} is neither * nor a contract id"
@@ -205,7 +180,7 @@ def parse_hours_rows(lines: Iterable[str], source: str) -> dict[tuple[str, str],
         if not line:
             raise HoursError(f"{source}:{line_no}: line is empty")
         try:
-            schedule = Schedule.parse(row[index["hours"]])
+            schedule = Schedule.parse(row["hours"])
         except ValueError as exc:
             raise HoursError(f"{source}:{line_no}: {exc}") from None
         key = (contract_id, line)

@@ -6,12 +6,12 @@ and ignored. Every problem is reported with the file, the line and what is wrong
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from monitor.engine.csvtable import read_table_text, table_rows
 from monitor.engine.hours import OperatingHours
 from monitor.engine.validation import CONTRACT_ID_PATTERN
 
@@ -83,42 +83,17 @@ class ContractRegistry(Mapping[str, Contract]):
     @classmethod
     def from_csv(cls, path: str | Path, hours: OperatingHours | None = None) -> ContractRegistry:
         path = Path(path)
-        try:
-            # utf-8-sig: spreadsheets often save CSV with a byte-order mark.
-            text = path.read_text(encoding="utf-8-sig")
-        except FileNotFoundError as exc:
-            raise RegistryError(f"{path}: contract registry not found") from exc
-        except (OSError, UnicodeDecodeError) as exc:
-            raise RegistryError(f"{path}: cannot read contract registry: {exc}") from exc
+        text = read_table_text(path, "contract registry", RegistryError)
         return cls(parse_registry_rows(text.splitlines(), str(path)), hours)
 
 
 def parse_registry_rows(lines: Iterable[str], source: str) -> list[Contract]:
-    reader = csv.reader(lines)
-    try:
-        header = [name.strip() for name in next(reader)]
-    except StopIteration:
-        raise RegistryError(f"{source}: empty file, expected a header row") from None
-    missing = [name for name in REQUIRED_COLUMNS if name not in header]
-    if missing:
-        raise RegistryError(
-            f"{source}:1: header lacks column(s) {', '.join(missing)}; "
-            f"expected at least {','.join(REQUIRED_COLUMNS)}"
-        )
-    index = {name: header.index(name) for name in REQUIRED_COLUMNS}
     contracts: list[Contract] = []
     seen: dict[str, int] = {}
-    for row in reader:
-        line_no = reader.line_num
-        if not any(cell.strip() for cell in row):
-            continue
-        if len(row) != len(header):
-            raise RegistryError(
-                f"{source}:{line_no}: expected {len(header)} columns, found {len(row)}"
-            )
-        contract_id = row[index["contract_id"]].strip()
-        parent_org = row[index["parent_org"]].strip() or None
-        timezone = row[index["timezone"]].strip()
+    for line_no, row in table_rows(lines, source, REQUIRED_COLUMNS, RegistryError):
+        contract_id = row["contract_id"]
+        parent_org = row["parent_org"] or None
+        timezone = row["timezone"]
         if CONTRACT_ID_PATTERN.fullmatch(contract_id) is None:
             raise RegistryError(
                 f"{source}:{line_no}: contract_id {contract_id!r} does not match "
