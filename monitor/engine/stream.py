@@ -413,8 +413,10 @@ class StreamEngine(ComplianceEngine):
         id, so a partitioner can route them.
 
         The order is what makes a crash in the middle of writing them harmless (each step
-        assumes the ones before it landed): changed calls; then the expired figures of the
-        contracts whose calls expired; then the slots' retired ids (a call's ids may only be
+        assumes the ones before it landed): changed calls; then the outage state of the contracts
+        whose minutes were evaluated (one record each, complete in itself: its evaluated minute,
+        open outage, milestones and history); then the expired figures of the contracts whose
+        calls expired; then the slots' retired ids (a call's ids may only be
         forgotten as a call once its contribution is safe in the expired figures); then the
         superseded call records; then the partition's own record.
         """
