@@ -299,6 +299,16 @@ _ACTIVITY = (W_RECEIVED, W_REQUESTED, W_QUEUED, W_ANSWERED, W_DISCONNECTED)
 _EMPTY: dict[int, list[int]] = {}
 
 
+def _any_activity(buckets: Mapping[int, list[int]], low: int, high: int) -> bool:
+    """Whether any minute low..high has call activity (newest first: it usually does)."""
+    get = buckets.get
+    for minute in range(high, low - 1, -1):
+        bucket = get(minute)
+        if bucket is not None and any(bucket[i] for i in _ACTIVITY):
+            return True
+    return False
+
+
 class OutageTracker:
     """Outage state of every (contract, line) of one engine (a partition, or a replay)."""
 
@@ -564,11 +574,11 @@ class OutageTracker:
                 first = m
         if received >= rules.drop_min_calls and dropped >= rules.drop_ratio * received:
             found.append((MASS_DROPS, first))
-        # silence
+        # silence. Newest minute first: on a working line there was activity a moment ago.
         low = minute - rules.silence_minutes + 1
         if (
-            self._had_traffic(state, minute)
-            and not any(_window(buckets, low, minute, _ACTIVITY)[0])
+            not _any_activity(buckets, low, minute)
+            and self._had_traffic(state, minute)
             # The whole silent period lies in required hours: a line that opens at 8:00 is
             # not silent at 8:00 for having been closed at 7:45.
             and all(self._required(series, m) for m in range(low, minute + 1))
