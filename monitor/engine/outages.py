@@ -235,6 +235,7 @@ def _window(
 
 
 _SKIP_AFTER_MINUTES = 120  # spans longer than this are evaluated with skips
+_HISTORY_HOURS = 8 * 24  # arrivals per hour kept for silence: a week back, and some
 _NEVER = 1 << 62
 
 
@@ -405,46 +406,41 @@ class OutageTracker:
                 history[hour] = history.get(hour, 0) + buckets[k][W_RECEIVED]
         drops_needed = max(1, math.ceil(rules.drop_ratio * rules.drop_min_calls))
         na, dm, sm = rules.no_answer_minutes, rules.drop_minutes, rules.silence_minutes
+        lookback = rules.lookback_minutes
         week = 7 * DAY_MINUTES + 120
         # The history does not change during the span (it was added up front). Half an hour
         # overlaps at most two clock hours, so silence needs an hour with at least this many.
         busy = rules.silence_min_expected_calls * 60 / rules.silence_minutes
         latest_hour = max((h for h, c in state.history.items() if c >= busy), default=None)
         while minute <= through:
+            quiet_possible = latest_hour is not None and latest_hour >= (minute - week) // 60
+            # A status event is applied in the minute of its time: never skip past one.
+            status_due = (
+                min(p.ts_ms for p in state.pending) // MINUTE_MS if state.pending else _NEVER
+            )
             if state.current is None:
-                quiet_possible = latest_hour is not None and latest_hour >= (minute - week) // 60
                 target = index.next_candidate(minute, na, dm, sm, drops_needed, quiet_possible)
-                if state.pending:
-                    target = min(target, min(p.ts_ms for p in state.pending) // MINUTE_MS)
-                target = max(target, minute)
+                target = max(min(target, status_due), minute)
                 if target == minute and not self._required(series, minute):
-                    target = self._next_required(series, minute, through)
-                    if state.pending:
-                        target = min(target, min(p.ts_ms for p in state.pending) // MINUTE_MS)
-                    target = max(target, minute)
+                    target = max(min(self._next_required(series, minute, through), status_due),
+                                 minute)  # fmt: skip
                 if target > minute:
                     minute = target
                     continue
-            else:
+            elif not quiet_possible and not index.any_between(minute - lookback, minute):
                 # An open outage changes only with call counts in reach (restoration, joining
                 # causes), a due status event, or traffic history (silence joining); its
                 # milestones carry their own times and are emitted when evaluation resumes.
-                lookback = rules.lookback_minutes
-                quiet_possible = latest_hour is not None and latest_hour >= (minute - week) // 60
-                if not quiet_possible and not index.any_between(minute - lookback, minute):
-                    target = index.next_key(minute)
-                    if state.pending:
-                        target = min(target, min(p.ts_ms for p in state.pending) // MINUTE_MS)
-                    target = max(target, minute)
-                    if target > through:
-                        self._milestones(series, state.current, (through + 1) * MINUTE_MS)
-                        break
-                    if target > minute:
-                        minute = target
-                        continue
+                target = max(min(index.next_key(minute), status_due), minute)
+                if target > through:
+                    self._milestones(series, state.current, (through + 1) * MINUTE_MS)
+                    break
+                if target > minute:
+                    minute = target
+                    continue
             self._evaluate(series, state, minute, buckets, count_history=False)
             minute += 1
-        horizon = through // 60 - 8 * 24
+        horizon = through // 60 - _HISTORY_HOURS
         for old in [h for h in state.history if h < horizon]:
             del state.history[old]
 
@@ -481,8 +477,8 @@ class OutageTracker:
         if count_history and bucket is not None and bucket[W_RECEIVED]:
             hour = minute * MINUTE_MS // HOUR_MS
             state.history[hour] = state.history.get(hour, 0) + bucket[W_RECEIVED]
-            if len(state.history) > 8 * 24 + 2:
-                horizon = hour - 8 * 24
+            if len(state.history) > _HISTORY_HOURS + 2:
+                horizon = hour - _HISTORY_HOURS
                 for old in [h for h in state.history if h < horizon]:
                     del state.history[old]
         current = state.current
