@@ -326,7 +326,12 @@ class OutageTracker:
         self.records: list[OutageRecord] = []
         self.keep_closed = keep_closed
         self.closed: list[Outage] = []  # only with keep_closed (replays)
-        self.dirty: set[str] = set()  # contracts whose state changed since the last drain
+        # Contracts whose record must be rewritten. Evaluating a quiet minute is not enough:
+        # a restore re-evaluates the minutes after a contract's record from the restored
+        # buckets, with the same result as long as no bucket of an evaluated minute changed
+        # since (the stream engine marks the contracts where one did). So a record is written
+        # on a transition, a status event, a new series, and once per hour of evaluation.
+        self.dirty: set[str] = set()
         self.through_minute: int | None = None
         self._schedules: dict[SeriesKey, tuple[ZoneInfo, Schedule]] = {}
 
@@ -345,6 +350,7 @@ class OutageTracker:
         state = self.series.get(series)
         if state is None:
             state = self.series[series] = SeriesOutages(last_minute=first_minute - 1)
+            self.dirty.add(series[0])
         return state
 
     def through_for(self, watermark_ms: int | None) -> int | None:
@@ -370,13 +376,22 @@ class OutageTracker:
                 continue
             series_buckets = buckets.get(series, _EMPTY)
             minute = state.last_minute + 1
+            emitted, pending, current = len(self.records), len(state.pending), state.current
+            causes = 0 if current is None else len(current.causes)
             if through_minute - minute < _SKIP_AFTER_MINUTES:
                 for m in range(minute, through_minute + 1):
                     self._evaluate(series, state, m, series_buckets)
             else:
                 self._evaluate_span(series, state, minute, through_minute, series_buckets)
+            if (
+                len(self.records) != emitted
+                or len(state.pending) != pending
+                or state.current is not current
+                or (current is not None and len(current.causes) != causes)
+                or through_minute // 60 != state.last_minute // 60
+            ):
+                self.dirty.add(series[0])
             state.last_minute = through_minute
-            self.dirty.add(series[0])
 
     def _evaluate_span(
         self,

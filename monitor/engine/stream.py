@@ -21,22 +21,22 @@ future, which would otherwise drag the watermark ahead and make every real event
 from __future__ import annotations
 
 import time
-from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from enum import StrEnum
 from typing import Any
 
 import msgspec
 
-from monitor.engine.aggregates import N_COUNTS, DayKey, add_into
+from monitor.engine.aggregates import DayKey, add_into
 from monitor.engine.calls import CallFacts, CallState
 from monitor.engine.engine import CallKey, ComplianceEngine
 from monitor.engine.events import CallEvent
+from monitor.engine.expired import ExpiredFigures
 from monitor.engine.outages import OutageRules, OutageTracker
 from monitor.engine.registry import ContractRegistry
+from monitor.engine.totals import add_totals, new_totals
 from monitor.engine.windows import (
     MINUTE_MS,
-    N_WINDOW_COUNTS,
     WINDOW_MINUTES,
     RollingWindows,
     SeriesKey,
@@ -50,10 +50,8 @@ DEFAULT_LATENESS_MS = 6 * HOUR_MS
 DEFAULT_DEDUP_HORIZON_MS = 24 * HOUR_MS
 DEFAULT_MAX_FUTURE_MS = 24 * HOUR_MS
 
-# Upper bounds (seconds) of the hold-time histogram: exactly at the 30 s and 120 s limits.
-HOLD_BUCKETS_S: tuple[float, ...] = (5, 10, 20, 30, 45, 60, 90, 120, 180, 300, 600, 1200)
-_HOLD_BUCKETS_MS = tuple(int(b * 1000) for b in HOLD_BUCKETS_S)
 _EXPIRY_EVERY_MS = 30 * MINUTE_MS  # state lives up to 30 min past the horizon
+DELTAS_PER_BASE = 48  # a contract's expired figures are rewritten whole once a day at most
 
 
 class Outcome(StrEnum):
@@ -67,12 +65,19 @@ class StreamCallState(CallState):
     """Call state plus what streaming needs: last activity (expiry) and the call's event ids
     (persisted with the call, they rebuild the de-duplication index after a restart)."""
 
-    __slots__ = ("event_ids", "latest_ms")
+    __slots__ = ("day", "event_ids", "items", "latest_ms", "shown", "window")
 
     def __init__(self) -> None:
         super().__init__()
         self.latest_ms = 0
         self.event_ids: list[str] = []
+        # What the call contributes now (None until it first does): its facts, the day they
+        # count in, its window facts and their bucket items. Kept so that an event computes
+        # only the call's new contribution, not the old one a second time.
+        self.shown: CallFacts | None = None
+        self.day: DayKey | None = None
+        self.window: WindowFacts | None = None
+        self.items: list[tuple[int, int, int]] = []
 
     def encode(self) -> list[Any]:
         return [self.earliest, self.received_line, self.any_ms, self.any_line, self.latest_ms,
@@ -87,9 +92,8 @@ class StreamCallState(CallState):
         return state
 
 
-Snapshot = tuple[CallFacts, WindowFacts]
 SlotKey = tuple[str, int]  # (contract_id, slot number)
-SLOT_MS = 10 * MINUTE_MS
+SLOT_MS = 30 * MINUTE_MS  # the expiry step: one slot record per contract changes per step
 _GEN_CHUNK = 2_000  # calls per generation record: ~200 KiB, well under Kafka's 1 MiB
 META_KEY = "#meta"  # the partition's own record (watermark, counters)
 
@@ -105,19 +109,8 @@ def _decode(raw: bytes) -> Any:
     return _decoder.decode(raw)
 
 
-def _new_totals() -> list[int]:
-    return [0] * (N_COUNTS + len(_HOLD_BUCKETS_MS) + 1)
-
-
-def _add_totals(totals: list[int], facts: CallFacts, sign: int) -> None:
-    add_into(totals, facts, sign)
-    if facts.answered:
-        # One count in the hold's own bucket; the scrape makes the histogram cumulative.
-        totals[N_COUNTS + bisect_left(_HOLD_BUCKETS_MS, facts.hold_ms)] += sign
-
-
 class _Slot:
-    """The calls first seen in one 10-minute slot, and ids of expired calls and status events
+    """The calls first seen in one 30-minute slot, and ids of expired calls and status events
     kept for de-duplication until the slot passes the de-duplication horizon."""
 
     __slots__ = ("calls", "retired")
@@ -139,8 +132,10 @@ class StreamEngine(ComplianceEngine):
         max_future_ms: int | None = DEFAULT_MAX_FUTURE_MS,
         wall_clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
         outage_rules: OutageRules | None = None,
+        deltas_per_base: int = DELTAS_PER_BASE,
     ) -> None:
         super().__init__(registry, incremental=True)
+        self.deltas_per_base = max(1, deltas_per_base)
         self.outages = OutageTracker(self.registry, outage_rules)
         self._outage_through = -1
         self.lateness_ms = lateness_ms
@@ -158,7 +153,7 @@ class StreamEngine(ComplianceEngine):
         # Expiry runs when the watermark enters a new 30-minute step, with cut-offs taken from
         # the step: the same events give the same expiries, across restarts and replays.
         self._expired_step = 0
-        # Calls are grouped into 10-minute slots by the time they were first seen; a slot keeps
+        # Calls are grouped into 30-minute slots by the time they were first seen; a slot keeps
         # the ids of its expired calls for de-duplication until it passes the horizon.
         self._slot_of: dict[CallKey, int] = {}
         self._slots: dict[SlotKey, _Slot] = {}
@@ -179,18 +174,18 @@ class StreamEngine(ComplianceEngine):
         # once more (as a dead copy), so a crash before the expired figures land still finds it.
         self._final_copies: dict[CallKey, list[Any]] = {}
         # The figures are not persisted as such: a restore derives them from the live calls
-        # plus, per contract, what its expired calls had contributed (one record rewritten when
-        # calls of the contract expire). A call's record is thus the only place its
-        # contribution is kept, and a crash between two records cannot count a call twice or
-        # lose it: the live calls are authoritative.
-        self._expired_days: dict[DayKey, list[int]] = {}
-        self._expired_totals: dict[SeriesKey, list[int]] = {}
-        self._expired_windows: dict[SeriesKey, dict[int, list[int]]] = {}
-        self._expired_step_of: dict[str, int] = {}  # contract -> step its record is complete to
-        self._dirty_expired: set[str] = set()
-        # Per-contract indexes, so writing one contract's records never scans the others.
-        self._contract_days: dict[str, set[DayKey]] = {}
-        self._contract_lines: dict[str, set[str]] = {}
+        # plus, per contract, what its expired calls had contributed. A call's record is thus
+        # the only place its contribution is kept, and a crash between two records cannot
+        # count a call twice or lose it: the live calls are authoritative.
+        # The expired contributions are written as one delta record per contract and drain
+        # (what expired since the last one, a few dozen minutes of buckets), and every
+        # ``deltas_per_base`` deltas as one base record holding them all; the deltas a base
+        # holds are deleted after it. Rewriting everything at each expiry would write a day of
+        # window buckets per contract every 30 minutes of event time.
+        self._expired: dict[str, ExpiredFigures] = {}  # contract -> all expired so far
+        self._expired_new: dict[str, ExpiredFigures] = {}  # contract -> since the last drain
+        self._delta_seqs: dict[str, list[int]] = {}  # contract -> its deltas since its base
+        self._stale_deltas: list[str] = []  # delta records found inside a base on restore
 
     # -- input -------------------------------------------------------------------------------
 
@@ -257,14 +252,15 @@ class StreamEngine(ComplianceEngine):
             self._dirty_slots.add(key)
         return found
 
-    def _snapshot(self, state: CallState) -> Snapshot:
-        facts = state.facts()
-        return facts, window_facts(state, facts)
+    def _snapshot(self, state: CallState) -> None:
+        return None  # the call's current contribution is kept on its state
 
     def _on_change(self, key: CallKey, state: CallState, before: Any) -> None:
         # Most events change one fact of one call: move only what differs (same day, same
         # minute buckets) instead of retracting and re-adding the call's whole contribution.
-        old_facts, old_window = before if before is not None else (None, None)
+        assert isinstance(state, StreamCallState)
+        contract_id = key[0]
+        old_facts = state.shown
         new_facts = state.facts()
         if new_facts != old_facts:
             if (
@@ -272,60 +268,74 @@ class StreamEngine(ComplianceEngine):
                 and old_facts.arrival_ms == new_facts.arrival_ms
                 and old_facts.line == new_facts.line
             ):
-                self._shift(key[0], old_facts, new_facts)
+                self._shift(contract_id, state.day, old_facts, new_facts)  # type: ignore[arg-type]
             else:
-                self._move_facts(key, old_facts, new_facts)
+                if old_facts is not None:
+                    self._add(contract_id, old_facts, -1)
+                state.day = self._add(contract_id, new_facts, 1)
+            state.shown = new_facts
+        old_window = state.window
         new_window = window_facts(state, new_facts)
         if new_window == old_window:
             return
+        state.window = new_window
+        old_items, new_items = state.items, contributions(new_window)
+        state.items = new_items
         if old_window is None or old_window.line != new_window.line:
             if old_window is not None:
-                self._add_window(key, old_window, -1)
-            self._add_window(key, new_window, 1)
+                self._add_window(key, old_window, old_items, -1)
+                self._check_evaluated(contract_id, old_items)
+            self._add_window(key, new_window, new_items, 1)
+            self._check_evaluated(contract_id, new_items)
             return
-        series = (key[0], new_window.line)
-        old_items, new_items = contributions(old_window), contributions(new_window)
+        series = (contract_id, new_window.line)
         removed = [item for item in old_items if item not in new_items]
         added = [item for item in new_items if item not in old_items]
         if removed:
             self.windows.add_many(series, removed, -1)
+            self._check_evaluated(contract_id, removed)
         if added:
             self.windows.add_many(series, added, 1)
+            self._check_evaluated(contract_id, added)
         if old_window.waiting_since_ms != new_window.waiting_since_ms:
             self._queue_update(series, key, old_window.waiting_since_ms, -1)
             self._queue_update(series, key, new_window.waiting_since_ms, 1)
 
-    def _shift(self, contract_id: str, old: CallFacts, new: CallFacts) -> None:
+    def _check_evaluated(self, contract_id: str, items: list[tuple[int, int, int]]) -> None:
+        """A bucket of a minute the outage evaluation has passed changed: the contract's
+        outage record must be rewritten (a restore re-evaluates from it; see OutageTracker)."""
+        through = self._outage_through
+        for minute, _index, _amount in items:
+            if minute <= through:
+                self.outages.dirty.add(contract_id)
+                return
+
+    def _shift(self, contract_id: str, day: DayKey, old: CallFacts, new: CallFacts) -> None:
         """Same day, same line: swap the call's old counts for its new ones in place."""
-        day = self.day_key(contract_id, new)
         counts = self._days[day]
         add_into(counts, old, -1)
         add_into(counts, new, 1)
         totals = self.totals[(contract_id, new.line)]
-        _add_totals(totals, old, -1)
-        _add_totals(totals, new, 1)
+        add_totals(totals, old, -1)
+        add_totals(totals, new, 1)
 
     def _add(self, contract_id: str, facts: CallFacts, sign: int) -> DayKey:
         day = super()._add(contract_id, facts, sign)
-        days = self._contract_days.get(contract_id)
-        if days is None:
-            days = self._contract_days[contract_id] = set()
-        days.add(day)
         series = (contract_id, facts.line)
         totals = self.totals.get(series)
         if totals is None:
-            totals = self.totals[series] = _new_totals()
-            # setdefault: a restore may have listed the contract's lines already.
-            self._contract_lines.setdefault(contract_id, set()).add(facts.line)
-        _add_totals(totals, facts, sign)
+            totals = self.totals[series] = new_totals()
+        add_totals(totals, facts, sign)
         if sign < 0 and not any(totals):
             # The line's only calls moved to another line: no series, as after a restore.
             del self.totals[series]
         return day
 
-    def _add_window(self, key: CallKey, facts: WindowFacts, sign: int) -> None:
+    def _add_window(
+        self, key: CallKey, facts: WindowFacts, items: list[tuple[int, int, int]], sign: int
+    ) -> None:
         series = (key[0], facts.line)
-        self.windows.add_many(series, contributions(facts), sign)
+        self.windows.add_many(series, items, sign)
         self._queue_update(series, key, facts.waiting_since_ms, sign)
 
     def _queue_update(
@@ -347,18 +357,24 @@ class StreamEngine(ComplianceEngine):
         self._expired_step = self.watermark_ms // _EXPIRY_EVERY_MS
         wm = self._expired_step * _EXPIRY_EVERY_MS
         call_cutoff = wm - self.lateness_ms
-        idle = [
+        # A call's slot is the time of its first event, no later than its latest: only calls
+        # of slots that began before the cut-off can be idle (long calls are looked at again).
+        last_slot = (call_cutoff - 1) // SLOT_MS
+        calls = self._calls
+        idle = sorted(
             key
-            for key, state in self._calls.items()
-            if state.latest_ms < call_cutoff  # type: ignore[attr-defined]
-        ]
+            for (contract_id, slot_number), slot in self._slots.items()
+            if slot_number <= last_slot and slot.calls
+            for call_id in slot.calls
+            if calls[key := (contract_id, call_id)].latest_ms < call_cutoff  # type: ignore[attr-defined]
+        )
         for key in idle:
             state = self._calls.pop(key)
             assert isinstance(state, StreamCallState)
             # A call that never got an outcome leaves the live queue with its state.
-            facts = window_facts(state)
-            if facts.waiting_since_ms is not None:
-                self._unqueue((key[0], facts.line), key)
+            window = state.window
+            if window is not None and window.waiting_since_ms is not None:
+                self._unqueue((key[0], window.line), key)
             slot_number = self._slot_of.pop(key)
             if key in self._dirty_calls:
                 self._final_copies[key] = [slot_number, state.encode()]
@@ -379,25 +395,14 @@ class StreamEngine(ComplianceEngine):
 
     def _fold_expired(self, contract_id: str, state: StreamCallState) -> None:
         """Keep an expiring call's contribution in its contract's expired figures."""
-        facts = state.facts()
-        day = self.day_key(contract_id, facts)
-        counts = self._expired_days.get(day)
-        if counts is None:
-            counts = self._expired_days[day] = [0] * N_COUNTS
-        add_into(counts, facts)
-        series = (contract_id, facts.line)
-        totals = self._expired_totals.get(series)
-        if totals is None:
-            totals = self._expired_totals[series] = _new_totals()
-        _add_totals(totals, facts, 1)
-        buckets = self._expired_windows.setdefault(series, {})
-        for minute, index, amount in contributions(window_facts(state, facts)):
-            bucket = buckets.get(minute)
-            if bucket is None:
-                bucket = buckets[minute] = [0] * N_WINDOW_COUNTS
-            bucket[index] += amount
-        self._expired_step_of[contract_id] = self._expired_step
-        self._dirty_expired.add(contract_id)
+        facts, day = state.shown, state.day
+        if facts is None or day is None:
+            return  # it never contributed
+        delta = self._expired_new.get(contract_id)
+        if delta is None:
+            delta = self._expired_new[contract_id] = ExpiredFigures()
+        delta.step = self._expired_step
+        delta.fold(facts, day[2], state.items)
 
     def _unqueue(self, series: SeriesKey, key: CallKey) -> None:
         waiting = self.queue.get(series)
@@ -424,8 +429,11 @@ class StreamEngine(ComplianceEngine):
         deleted = self._drain_calls(out)
         for contract_id in self.outages.drain_dirty():
             out[f"{contract_id}|o"] = _encode(self.outages.contract_record(contract_id))
-        for contract_id in self._dirty_expired:
-            out[f"{contract_id}|x"] = _encode(self._expired_record(contract_id))
+        for contract_id, delta in self._expired_new.items():
+            self._write_expired(contract_id, delta, out, deleted)
+        self._expired_new.clear()
+        deleted += self._stale_deltas
+        self._stale_deltas = []
         for contract_id, slot in self._dirty_slots:
             found = self._slots.get((contract_id, slot))
             out[f"{contract_id}|c|{slot}"] = (
@@ -442,7 +450,6 @@ class StreamEngine(ComplianceEngine):
             "future_events": self.future_events,
         })  # fmt: skip
         self._dirty_slots.clear()
-        self._dirty_expired.clear()
         return out
 
     def _drain_calls(self, out: dict[str, bytes | None]) -> list[str]:
@@ -500,42 +507,42 @@ class StreamEngine(ComplianceEngine):
             out[f"#g|{generation}"] = _encode(calls)
         return deleted
 
-    def _expired_record(self, contract_id: str) -> dict[str, Any]:
-        """What the contract's expired calls contribute; window minutes no window reaches
-        any more are dropped here, the one place they are visited."""
+    def _write_expired(
+        self,
+        contract_id: str,
+        delta: ExpiredFigures,
+        out: dict[str, bytes | None],
+        deleted: list[str],
+    ) -> None:
+        """The contract's delta record or, every ``deltas_per_base`` deltas, its base record."""
+        whole = self._expired.get(contract_id)
+        if whole is None:
+            whole = self._expired[contract_id] = ExpiredFigures()
+        whole.merge(delta)
+        seqs = self._delta_seqs.setdefault(contract_id, [])
+        # Window minutes no window reaches any more are dropped here, when they are written.
         reach = (
             None
             if self.watermark_ms is None
             else self.watermark_ms // MINUTE_MS - max(WINDOW_MINUTES)
         )
-        lines = self._contract_lines.get(contract_id, set())
-        windows: list[list[Any]] = []
-        for line in sorted(lines):
-            buckets = self._expired_windows.get((contract_id, line))
-            if not buckets:
-                continue
+        self._generation += 1  # delta records take their numbers from the generation counter
+        if len(seqs) + 1 >= self.deltas_per_base:
             if reach is not None:
-                for minute in [m for m in buckets if m <= reach]:
-                    del buckets[minute]
-            windows.append([line, [[m, b] for m, b in sorted(buckets.items())]])
-        return {
-            "step": self._expired_step_of.get(contract_id, 0),
-            "days": [
-                [line, date, self._expired_days[(contract_id, line, date)]]
-                for (_, line, date) in sorted(self._contract_days.get(contract_id, ()))
-                if (contract_id, line, date) in self._expired_days
-            ],
-            "totals": [
-                [line, self._expired_totals[(contract_id, line)]]
-                for line in sorted(lines)
-                if (contract_id, line) in self._expired_totals
-            ],
-            "windows": windows,
-        }
+                whole.prune(reach)
+            out[f"{contract_id}|x"] = _encode(whole.record(through=self._generation))
+            deleted.extend(f"{contract_id}|x|{seq}" for seq in seqs)
+            seqs.clear()
+        else:
+            if reach is not None:
+                delta.prune(reach)
+            out[f"{contract_id}|x|{self._generation}"] = _encode(delta.record())
+            seqs.append(self._generation)
 
     def load_records(self, records: Iterable[tuple[str, bytes]]) -> None:
         """Rebuild state from persisted records (the latest value of each key)."""
         generations: list[tuple[int, list[list[Any]]]] = []
+        expired_records: dict[str, list[tuple[int | None, dict[str, Any]]]] = {}
         for key, raw in records:
             value = _decode(raw)
             if key == META_KEY:
@@ -553,16 +560,20 @@ class StreamEngine(ComplianceEngine):
                 slot.retired = list(value["retired"])
                 self._seen_ids.update(slot.retired)
             elif kind == "x":
-                self._load_expired(contract_id, value)
+                expired_records.setdefault(contract_id, []).append(
+                    (int(rest[0]) if rest else None, value)
+                )
             elif kind == "o":
                 self.outages.load_contract(contract_id, value)
         self._expired_step = (self.watermark_ms or 0) // _EXPIRY_EVERY_MS
+        for contract_id, found in expired_records.items():
+            self._load_expired(contract_id, found)
         self._load_generations(generations)
         # The partition's record is written last: after a crash mid-write the calls may be
         # newer. The watermark is the newest event time seen, and calls carry theirs.
         # Expired figures are complete to a step the watermark had reached.
         candidates = [state.latest_ms for state in self._calls.values()]  # type: ignore[attr-defined]
-        candidates += [step * _EXPIRY_EVERY_MS for step in self._expired_step_of.values()]
+        candidates += [figures.step * _EXPIRY_EVERY_MS for figures in self._expired.values()]
         if self.watermark_ms is not None:
             candidates.append(self.watermark_ms)
         self.watermark_ms = max(candidates, default=None)
@@ -572,14 +583,26 @@ class StreamEngine(ComplianceEngine):
         ):
             self.expire()  # the step the lost partition record would have recorded
 
-    def _load_expired(self, contract_id: str, value: dict[str, Any]) -> None:
-        self._expired_step_of[contract_id] = value["step"]
-        for line, date, counts in value["days"]:
-            self._expired_days[(contract_id, line, date)] = list(counts)
-        for line, totals in value["totals"]:
-            self._expired_totals[(contract_id, line)] = list(totals)
-        for line, buckets in value["windows"]:
-            self._expired_windows[(contract_id, line)] = {m: list(b) for m, b in buckets}
+    def _load_expired(
+        self, contract_id: str, found: list[tuple[int | None, dict[str, Any]]]
+    ) -> None:
+        """A contract's base record (sequence None) and delta records: the base plus the
+        deltas written after it (a crash may have left deltas the base already holds)."""
+        base = next((value for seq, value in found if seq is None), None)
+        through = 0 if base is None else base["through"]
+        whole = ExpiredFigures() if base is None else ExpiredFigures.from_record(base)
+        deltas = sorted((seq, value) for seq, value in found if seq is not None)
+        seqs: list[int] = []
+        for seq, value in deltas:
+            if seq <= through:
+                self._stale_deltas.append(f"{contract_id}|x|{seq}")
+            else:
+                whole.merge(ExpiredFigures.from_record(value))
+                seqs.append(seq)
+            self._generation = max(self._generation, seq)
+        self._generation = max(self._generation, through)
+        self._expired[contract_id] = whole
+        self._delta_seqs[contract_id] = seqs
 
     def _load_generations(self, generations: list[tuple[int, list[list[Any]]]]) -> None:
         """Calls from generation records, oldest first so each call's latest copy wins."""
@@ -602,7 +625,8 @@ class StreamEngine(ComplianceEngine):
             # A copy left by a call that expired is not a call: its contract's expired record
             # holds its contribution (expiry cut-offs follow the 30-minute step, so this is the
             # test expire() made) and its ids were retired into its slot.
-            step = self._expired_step_of.get(key[0])
+            expired = self._expired.get(key[0])
+            step = None if expired is None else expired.step
             if step is not None and state.latest_ms < step * _EXPIRY_EVERY_MS - self.lateness_ms:
                 del self._calls[key], self._slot_of[key]
                 self._gen_live[self._gen_of.pop(key)].discard(key)
@@ -618,20 +642,21 @@ class StreamEngine(ComplianceEngine):
 
     def _derive_figures(self) -> None:
         """Every figure = what expired calls contributed + what the live calls contribute."""
-        for day, counts in self._expired_days.items():
-            self._days[day] = list(counts)
-            self._contract_days.setdefault(day[0], set()).add(day)
-            self._contract_lines.setdefault(day[0], set()).add(day[1])
-        for series, totals in self._expired_totals.items():
-            self.totals[series] = list(totals)
-            self._contract_lines.setdefault(series[0], set()).add(series[1])
-        for series, buckets in self._expired_windows.items():
-            for minute, counts in buckets.items():
-                self.windows.load_bucket(series, minute, counts)
+        for contract_id, expired in self._expired.items():
+            for (line, date), counts in expired.days.items():
+                self._days[(contract_id, line, date)] = list(counts)
+            for line, totals in expired.totals.items():
+                self.totals[(contract_id, line)] = list(totals)
+            for line, buckets in expired.windows.items():
+                for minute, counts in buckets.items():
+                    self.windows.load_bucket((contract_id, line), minute, counts)
         for key, state in self._calls.items():
-            facts = state.facts()
-            self._add(key[0], facts, 1)
-            self._add_window(key, window_facts(state, facts), 1)
+            assert isinstance(state, StreamCallState)
+            state.shown = facts = state.facts()
+            state.day = self._add(key[0], facts, 1)
+            state.window = window = window_facts(state, facts)
+            state.items = contributions(window)
+            self._add_window(key, window, state.items, 1)
         self.windows.finish_load(
             None if self.watermark_ms is None else self.watermark_ms // MINUTE_MS
         )

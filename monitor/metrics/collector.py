@@ -35,7 +35,8 @@ from monitor.engine.aggregates import (
     WITHIN_30S,
 )
 from monitor.engine.outages import DURATION_BUCKETS_S
-from monitor.engine.stream import HOLD_BUCKETS_S, StreamEngine
+from monitor.engine.stream import StreamEngine
+from monitor.engine.totals import HOLD_BUCKETS_S
 from monitor.engine.windows import (
     W_ANSWERED,
     W_DISCONNECTED,

@@ -190,7 +190,7 @@ def test_idle_calls_expire_and_their_ids_are_still_duplicates() -> None:
     assert engine.call_state("H1234", "a") is None
     assert engine.live_queue(("H1234", "member_services"))[0] == 0
     assert engine.process(ev(1, "a", EventType.QUEUED, T0 + 90 * MIN)) is Outcome.DUPLICATE
-    # Ids are kept per 10-minute slot of the call's first event (T0 starts a slot): once the
+    # Ids are kept per 30-minute slot of the call's first event (T0 starts a slot): once the
     # whole slot is past the horizon, they are forgotten.
     # Expiry cut-offs come from the 30-minute step of the watermark (T0+180 min here).
     engine.process(ev(3, "z", EventType.CALL_RECEIVED, T0 + 209 * MIN))
@@ -256,17 +256,21 @@ def nonzero_windows(windows: dict[tuple[str, str], object]) -> dict[tuple[str, s
     hours=st.integers(1, 20),
     drain_every=st.integers(1, 30),
     restarts=st.integers(1, 4),
+    deltas_per_base=st.sampled_from([1, 2, 3, 48]),
 )
 def test_repeated_restores_equal_an_uninterrupted_run(
-    seed: int, n_calls: int, hours: int, drain_every: int, restarts: int
+    seed: int, n_calls: int, hours: int, drain_every: int, restarts: int, deltas_per_base: int
 ) -> None:
     """Out-of-order events, duplicates, late events and expiry; the engine is drained at random
     points and restored several times, replaying a few already-processed events each time (as
-    Kafka redelivers after a crash)."""
+    Kafka redelivers after a crash). Small ``deltas_per_base`` make the expired figures'
+    base records (and the deletion of the deltas they hold) happen often."""
     rng = random.Random(seed)
     events = random_events(rng, n_calls, hours * 60 * MIN)
     events.sort(key=lambda e: e.ts_ms + rng.randrange(-40 * MIN, 40 * MIN))
-    make = lambda: StreamEngine(lateness_ms=60 * MIN, max_future_ms=None)  # noqa: E731
+    make = lambda: StreamEngine(  # noqa: E731
+        lateness_ms=60 * MIN, max_future_ms=None, deltas_per_base=deltas_per_base
+    )
     uninterrupted = make()
     for event in events:
         uninterrupted.process(event)
@@ -292,9 +296,13 @@ def test_repeated_restores_equal_an_uninterrupted_run(
 
 # Fixed examples: a failure here must reproduce, and it depends on where the crash falls.
 @settings(max_examples=300, deadline=None, derandomize=True)
-@given(seed=st.integers(0, 1_000_000), drain_every=st.integers(1, 10))
+@given(
+    seed=st.integers(0, 1_000_000),
+    drain_every=st.integers(1, 10),
+    deltas_per_base=st.sampled_from([1, 2, 48]),
+)
 def test_crash_in_the_middle_of_a_flush_loses_and_doubles_nothing(
-    seed: int, drain_every: int
+    seed: int, drain_every: int, deltas_per_base: int
 ) -> None:
     """A worker killed while a batch's records are being written: only a prefix of them lands,
     and Kafka redelivers every event since the last fully written batch. The figures equal an
@@ -304,7 +312,9 @@ def test_crash_in_the_middle_of_a_flush_loses_and_doubles_nothing(
     rng = random.Random(seed)
     events = random_events(rng, 40, 10 * 60 * MIN)
     events.sort(key=lambda e: e.ts_ms + rng.randrange(-40 * MIN, 40 * MIN))
-    make = lambda: StreamEngine(lateness_ms=60 * MIN, max_future_ms=None)  # noqa: E731
+    make = lambda: StreamEngine(  # noqa: E731
+        lateness_ms=60 * MIN, max_future_ms=None, deltas_per_base=deltas_per_base
+    )
     uninterrupted = make()
     for event in events:
         uninterrupted.process(event)
@@ -327,3 +337,28 @@ def test_crash_in_the_middle_of_a_flush_loses_and_doubles_nothing(
     got, want = persisted_state(restored), persisted_state(uninterrupted)
     assert got[:5] == want[:5]  # rows, totals, watermark, windows, live queue
     assert got[6] == want[6]  # every live call's state
+
+
+def test_expired_figures_are_written_as_deltas_and_folded_into_a_base() -> None:
+    """Each drain writes what expired since the last one; every ``deltas_per_base`` deltas the
+    contract's base record takes them over and the deltas are deleted, so the records a
+    restore reads stay few however long the engine runs."""
+    rng = random.Random(11)
+    events = sorted(random_events(rng, 300, 30 * 60 * MIN), key=lambda e: e.ts_ms)
+    engine = StreamEngine(lateness_ms=30 * MIN, max_future_ms=None, deltas_per_base=3)
+    persisted: dict[str, bytes] = {}
+    written: list[str] = []
+    for i, event in enumerate(events):
+        engine.process(event)
+        if i % 25 == 0:
+            changes = engine.drain_changes()
+            written += [k for k, v in changes.items() if "|x" in k and v is not None]
+            merge(persisted, changes)
+    merge(persisted, engine.drain_changes())
+    assert any(k.count("|") == 2 for k in written)  # deltas were written...
+    assert any(k.endswith("|x") for k in written)  # ...and bases took them over
+    deltas = [k for k in persisted if "|x|" in k]
+    assert len(deltas) < 3 * len({k.split("|")[0] for k in persisted if "|x" in k})
+    restored = StreamEngine(lateness_ms=30 * MIN, max_future_ms=None, deltas_per_base=3)
+    restored.load_records(persisted.items())
+    assert persisted_state(restored)[:5] == persisted_state(engine)[:5]
