@@ -207,8 +207,6 @@ class StreamEngine(ComplianceEngine):
             self.watermark_ms = ts
             self.windows.advance(ts // MINUTE_MS)
         self.apply(event)
-        if event.call_id is None:
-            self._slot(event.contract_id, ts // SLOT_MS).retired.append(event.event_id)
         if advanced:
             if ts // _EXPIRY_EVERY_MS > self._expired_step:
                 self.expire()
@@ -223,24 +221,42 @@ class StreamEngine(ComplianceEngine):
             self._outage_through = through
             self.outages.advance(through, self.windows.buckets)
 
-    def _on_status(self, event: CallEvent) -> None:
-        self.outages.on_status(event)
+    # -- folding -------------------------------------------------------------------------------
 
-    # -- incremental hooks ---------------------------------------------------------------------
-
-    def _new_state(self) -> CallState:
-        return StreamCallState()
-
-    def _observe(self, state: CallState, event: CallEvent) -> bool:
-        assert isinstance(state, StreamCallState)
-        state.event_ids.append(event.event_id)
-        state.latest_ms = max(state.latest_ms, event.ts_ms)
-        key = (event.contract_id, event.call_id or "")
-        if key not in self._slot_of:
-            slot = self._slot_of[key] = event.ts_ms // SLOT_MS
-            self._slot(key[0], slot, dirty=False).calls.add(key[1])
+    def apply(self, event: CallEvent) -> bool:
+        """The base engine's fold for a stream, written out in one piece because it runs once
+        per event (the base's hooks would cost a call each): also remembers the call's event
+        ids and last activity, files new calls in their slot, and marks the call changed."""
+        event_id = event.event_id
+        seen = self._seen_ids
+        if event_id in seen:
+            self.stats.duplicates += 1
+            return False
+        seen.add(event_id)
+        ts = event.ts_ms
+        if ts > self.latest_ms:  # noqa: PLR1730 (max() costs a call per event)
+            self.latest_ms = ts
+        contract_id, call_id = event.contract_id, event.call_id
+        if call_id is None:
+            # Status events carry no call figures; outages consume them, their ids are kept.
+            self.stats.status_events += 1
+            self.outages.on_status(event)
+            self._slot(contract_id, ts // SLOT_MS).retired.append(event_id)
+            return True
+        key = (contract_id, call_id)
+        state: StreamCallState | None = self._calls.get(key)  # type: ignore[assignment]
+        if state is None:
+            state = StreamCallState()
+            self._calls[key] = state
+            slot = self._slot_of[key] = ts // SLOT_MS
+            self._slot(contract_id, slot, dirty=False).calls.add(call_id)
+        state.event_ids.append(event_id)
+        if ts > state.latest_ms:  # noqa: PLR1730
+            state.latest_ms = ts
         self._dirty_calls.add(key)
-        return super()._observe(state, event)
+        if state.observe(event.type, ts, event.line):
+            self._on_change(key, state)
+        return True
 
     def _slot(self, contract_id: str, slot: int, *, dirty: bool = True) -> _Slot:
         """The slot's record; ``dirty`` when its retired ids are about to change."""
@@ -252,10 +268,7 @@ class StreamEngine(ComplianceEngine):
             self._dirty_slots.add(key)
         return found
 
-    def _snapshot(self, state: CallState) -> None:
-        return None  # the call's current contribution is kept on its state
-
-    def _on_change(self, key: CallKey, state: CallState, before: Any) -> None:
+    def _on_change(self, key: CallKey, state: CallState, before: Any = None) -> None:
         # Most events change one fact of one call: move only what differs (same day, same
         # minute buckets) instead of retracting and re-adding the call's whole contribution.
         assert isinstance(state, StreamCallState)

@@ -11,7 +11,7 @@ import orjson
 
 from monitor.engine import CallEvent, Rejection, validate_object, validate_record
 from monitor.engine.events import MAX_LINE_BYTES
-from monitor.engine.validation import RejectReason, decode_record
+from monitor.engine.validation import RejectReason, decode_record, validate_array_fast
 
 # A batch message holds at most this many events and bytes (well under Kafka's 1 MiB default).
 MAX_BATCH_EVENTS = 2_000
@@ -19,29 +19,61 @@ MAX_BATCH_BYTES = 512 * 1024
 
 _raw_list = msgspec.json.Decoder(list[msgspec.Raw])
 
-Item = tuple[CallEvent | Rejection, bytes]  # the outcome and the element's own bytes
+
+class Decoded:
+    """What one message carries: each element validated (an event or a rejection), and each
+    element's own bytes for the dead-letter topic, split out only when one is asked for."""
+
+    __slots__ = ("_raws", "_value", "batch", "items")
+
+    def __init__(
+        self,
+        items: list[CallEvent | Rejection],
+        value: bytes,
+        *,
+        batch: bool,
+        raws: list[bytes] | None = None,
+    ) -> None:
+        self.items = items
+        self.batch = batch  # a JSON array: dead letters name the element's index
+        self._value = value
+        self._raws = raws
+
+    def raw(self, index: int) -> bytes:
+        """The bytes of element ``index`` (the whole value for a one-event message)."""
+        if not self.batch:
+            return self._value
+        if self._raws is None:
+            self._raws = [bytes(raw) for raw in _raw_list.decode(self._value)]
+        return self._raws[index]
 
 
-def decode_message(value: bytes | None) -> list[Item]:
-    """Validate every event a message carries; the bytes are kept for the dead-letter topic."""
+def decode_message(value: bytes | None) -> Decoded:
+    """Validate every event a message carries."""
     if value is None:
-        return [(Rejection(RejectReason.INVALID_JSON, "message has no value"), b"")]
+        return Decoded([Rejection(RejectReason.INVALID_JSON, "message has no value")], b"",
+                       batch=False)  # fmt: skip
     if value[:1] != b"[" and value.lstrip()[:1] != b"[":
-        return [(validate_record(value), value)]
+        return Decoded([validate_record(value)], value, batch=False)
     if len(value) > MAX_BATCH_BYTES + MAX_LINE_BYTES:
         reason = f"batch of {len(value)} bytes exceeds {MAX_BATCH_BYTES} bytes"
-        return [(Rejection(RejectReason.TOO_LARGE, reason), value)]
+        return Decoded([Rejection(RejectReason.TOO_LARGE, reason)], value, batch=False)
+    events = validate_array_fast(value)
+    if events is not None and len(events) <= MAX_BATCH_EVENTS:
+        # A producer's batch of valid events: one decoding pass, no per-element bytes.
+        return Decoded(events, value, batch=True)  # type: ignore[arg-type]
     try:
         elements = _raw_list.decode(value)
     except (msgspec.DecodeError, UnicodeDecodeError):
         decoded = decode_record(value)  # names the precise JSON or UTF-8 problem
         if isinstance(decoded, Rejection):
-            return [(decoded, value)]
-        return [(validate_object(decoded), value)]
+            return Decoded([decoded], value, batch=False)
+        return Decoded([validate_object(decoded)], value, batch=False)
     if len(elements) > MAX_BATCH_EVENTS:
         reason = f"batch of {len(elements)} events exceeds {MAX_BATCH_EVENTS}"
-        return [(Rejection(RejectReason.TOO_LARGE, reason), value)]
-    return [(validate_record(bytes(raw)), bytes(raw)) for raw in elements]
+        return Decoded([Rejection(RejectReason.TOO_LARGE, reason)], value, batch=False)
+    raws = [bytes(raw) for raw in elements]
+    return Decoded([validate_record(raw) for raw in raws], value, batch=True, raws=raws)
 
 
 def encode_batches(

@@ -308,7 +308,7 @@ class Worker:
         reroute: dict[str, list[bytes]] = defaultdict(list)
         touched: set[int] = set()
         tracked = self.partitions.contracts()
-        since_yield = 0
+        since_yield = accepted = 0
         for event in events:
             if since_yield >= _YIELD_EVERY_EVENTS:
                 # Let heartbeats, fetches and scrapes run: a batch of big messages can hold
@@ -325,39 +325,46 @@ class Worker:
                 self._offsets[message.partition] = message.offset
             touched.add(message.partition)
             source = (message.topic, message.partition, message.offset)
-            items = decode_message(message.value)
-            since_yield += len(items)
-            for index, (item, raw) in enumerate(items):
-                element = index if raw is not message.value else None
-                if isinstance(item, Rejection):
-                    dead.append(self._dead(raw, item.reason.value, item.detail, source, element,
-                                           item.field))  # fmt: skip
+            decoded = decode_message(message.value)
+            since_yield += len(decoded.items)
+            # The key as text, once per message: a batch is one contract's events.
+            key_text = key.decode("utf-8", "replace") if from_source and key is not None else None
+            process = engine.process
+            for index, item in enumerate(decoded.items):
+                element = index if decoded.batch else None
+                if type(item) is Rejection:
+                    dead.append(self._dead(decoded.raw(index), item.reason.value, item.detail,
+                                           source, element, item.field))  # fmt: skip
                     continue
-                contract = item.contract_id
-                if from_source and key != contract.encode():
-                    reroute[contract].append(raw)
+                contract = item.contract_id  # type: ignore[union-attr]
+                if from_source and key_text != contract:
+                    reroute[contract].append(decoded.raw(index))
                     continue
                 if contract not in tracked:
                     if len(tracked) >= s.max_contracts:
-                        dead.append(self._dead(raw, dlq.CONTRACT_LIMIT,
+                        dead.append(self._dead(decoded.raw(index), dlq.CONTRACT_LIMIT,
                                                f"tracking {s.max_contracts} contracts already",
                                                source, element))  # fmt: skip
                         continue
                     tracked.add(contract)
                 try:
-                    outcome = engine.process(item)
+                    outcome = process(item)  # type: ignore[arg-type]
                 except Exception as exc:
                     log.exception("event_failed", contract=contract)
-                    dead.append(self._dead(raw, dlq.PROCESSING_ERROR, repr(exc), source, element))
+                    dead.append(self._dead(decoded.raw(index), dlq.PROCESSING_ERROR, repr(exc),
+                                           source, element))  # fmt: skip
                     continue
                 if outcome is Outcome.ACCEPTED:
-                    self.health.accepted += 1
+                    accepted += 1
                 elif outcome is Outcome.TOO_LATE:
-                    dead.append(self._dead(raw, dlq.TOO_LATE, "older than watermark - lateness",
-                                           source, element))  # fmt: skip
+                    detail = "older than watermark - lateness"
+                    dead.append(self._dead(decoded.raw(index), dlq.TOO_LATE, detail, source,
+                                           element))  # fmt: skip
                 elif outcome is Outcome.FUTURE:
                     detail = "too far past the wall clock"
-                    dead.append(self._dead(raw, dlq.FUTURE_TIMESTAMP, detail, source, element))
+                    dead.append(self._dead(decoded.raw(index), dlq.FUTURE_TIMESTAMP, detail,
+                                           source, element))  # fmt: skip
+        self.health.accepted += accepted
         for partition in touched:
             # Audit records first: after a crash they are re-derived and re-sent with the same
             # ids, never lost between a persisted state and an unsent record.
