@@ -296,7 +296,6 @@ class _SeriesIndex:
         return best
 
 
-_ACTIVITY = (W_RECEIVED, W_REQUESTED, W_QUEUED, W_ANSWERED, W_DISCONNECTED)
 _EMPTY: dict[int, list[int]] = {}
 
 
@@ -305,7 +304,13 @@ def _any_activity(buckets: Mapping[int, list[int]], low: int, high: int) -> bool
     get = buckets.get
     for minute in range(high, low - 1, -1):
         bucket = get(minute)
-        if bucket is not None and any(bucket[i] for i in _ACTIVITY):
+        if bucket is not None and (
+            bucket[W_RECEIVED]
+            or bucket[W_REQUESTED]
+            or bucket[W_QUEUED]
+            or bucket[W_ANSWERED]
+            or bucket[W_DISCONNECTED]
+        ):
             return True
     return False
 
@@ -334,6 +339,7 @@ class OutageTracker:
         self.dirty: set[str] = set()
         self.through_minute: int | None = None
         self._schedules: dict[SeriesKey, tuple[ZoneInfo, Schedule]] = {}
+        self._required_last: dict[SeriesKey, tuple[int, bool]] = {}  # series -> (slot, value)
 
     # -- input -----------------------------------------------------------------------------
 
@@ -509,7 +515,12 @@ class OutageTracker:
             else:
                 if not self._silence_possible(state, minute):
                     return
-        found = self._conditions(series, state, minute, buckets)
+        if current is None and bucket is not None and bucket[W_ANSWERED]:
+            # An answer this minute: neither "no answers" nor silence can hold, only drops.
+            drops = self._mass_drops(minute, buckets)
+            found = [] if drops is None else [drops]
+        else:
+            found = self._conditions(series, state, minute, buckets)
         if current is not None:
             self._milestones(series, current, end_ms)
             for cause, _start in found:
@@ -558,23 +569,36 @@ class OutageTracker:
     ) -> list[tuple[str, int]]:
         """Inferred causes that hold at the end of ``minute``, with the minute their
         qualifying period starts: the first minute holding one of the qualifying calls."""
-        rules = self.rules
         found: list[tuple[str, int]] = []
+        for cause in (
+            self._no_answers(minute, buckets),
+            self._mass_drops(minute, buckets),
+            self._silence(series, state, minute, buckets),
+        ):
+            if cause is not None:
+                found.append(cause)
+        return found
+
+    def _no_answers(self, minute: int, buckets: Mapping[int, list[int]]) -> tuple[str, int] | None:
+        """Enough requests for a person and no answer in the window. Newest minute first: on
+        a working line an answer comes at once."""
+        rules = self.rules
         get = buckets.get
-        # no_answers. Newest minute first: on a working line an answer comes at once.
         requested, first = 0, minute
         for m in range(minute, minute - rules.no_answer_minutes, -1):
             bucket = get(m)
             if bucket is not None:
                 if bucket[W_ANSWERED]:
-                    requested = -1
-                    break
+                    return None
                 if bucket[W_REQUESTED]:
                     requested += bucket[W_REQUESTED]
                     first = m
-        if requested >= rules.no_answer_min_requests:
-            found.append((NO_ANSWERS, first))
-        # mass_drops
+        return (NO_ANSWERS, first) if requested >= rules.no_answer_min_requests else None
+
+    def _mass_drops(self, minute: int, buckets: Mapping[int, list[int]]) -> tuple[str, int] | None:
+        """Enough calls in the window and enough of them disconnected (by arrival)."""
+        rules = self.rules
+        get = buckets.get
         received = dropped = 0
         first = minute
         for m in range(minute, minute - rules.drop_minutes, -1):
@@ -584,9 +608,15 @@ class OutageTracker:
                 dropped += bucket[W_RECEIVED_DISCONNECTED]
                 first = m
         if received >= rules.drop_min_calls and dropped >= rules.drop_ratio * received:
-            found.append((MASS_DROPS, first))
-        # silence. Newest minute first: on a working line there was activity a moment ago.
-        low = minute - rules.silence_minutes + 1
+            return MASS_DROPS, first
+        return None
+
+    def _silence(
+        self, series: SeriesKey, state: SeriesOutages, minute: int, buckets: Mapping[int, list[int]]
+    ) -> tuple[str, int] | None:
+        """No activity in the window, on a line with traffic history. Newest minute first: on
+        a working line there was activity a moment ago."""
+        low = minute - self.rules.silence_minutes + 1
         if (
             not _any_activity(buckets, low, minute)
             and self._had_traffic(state, minute)
@@ -594,10 +624,16 @@ class OutageTracker:
             # not silent at 8:00 for having been closed at 7:45.
             and all(self._required(series, m) for m in range(low, minute + 1))
         ):
-            found.append((SILENCE, low))
-        return found
+            return SILENCE, low
+        return None
 
     def _required(self, series: SeriesKey, minute: int) -> bool:
+        # Hours are decided per 15-minute slot and minutes are evaluated in order: remember
+        # each series' last slot.
+        slot = minute // 15
+        last = self._required_last.get(series)
+        if last is not None and last[0] == slot:
+            return last[1]
         found = self._schedules.get(series)
         if found is None:
             contract_id, line = series
@@ -605,7 +641,9 @@ class OutageTracker:
                 self.registry.zone(contract_id),
                 self.registry.hours.schedule(contract_id, line),
             )
-        return self.registry.hours.is_required(found[0], found[1], minute * MINUTE_MS)
+        required = self.registry.hours.is_required(found[0], found[1], minute * MINUTE_MS)
+        self._required_last[series] = (slot, required)
+        return required
 
     def _hours_span_start(self, series: SeriesKey, first: int, minute: int) -> int:
         """The earliest minute >= ``first`` from which every minute to ``minute`` is in

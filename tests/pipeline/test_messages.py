@@ -11,8 +11,9 @@ from monitor.pipeline.messages import MAX_BATCH_EVENTS, decode_message, encode_b
 
 
 def event(n: int, **extra: object) -> dict[str, object]:
+    ts = f"2026-01-05T14:00:{n % 60:02d}.000Z"
     return {"event_id": f"e{n}", "call_id": f"c{n // 3}", "contract_id": "H1234",
-            "type": "call_received", "ts": f"2026-01-05T14:00:{n % 60:02d}.000Z", **extra}  # fmt: skip
+            "type": "call_received", "ts": ts, **extra}  # fmt: skip
 
 
 def test_a_valid_batch_gives_the_events_of_its_elements_one_by_one() -> None:
