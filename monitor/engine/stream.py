@@ -357,7 +357,10 @@ class StreamEngine(ComplianceEngine):
         if waiting_since is None:
             return
         if sign > 0:
-            self.queue.setdefault(series, {})[key] = waiting_since
+            waiting = self.queue.get(series)
+            if waiting is None:
+                waiting = self.queue[series] = {}
+            waiting[key] = waiting_since
         else:
             self._unqueue(series, key)
 

@@ -156,13 +156,15 @@ class RollingWindows:
         if old is None:
             self._recompute()
             return
+        all_buckets, all_sums = self.buckets, self.sums
         for position, size in enumerate(self.sizes):
             for minute in self._minutes_between(old - size, watermark_minute - size):
                 for series in self._index.get(minute, ()):
-                    bucket = self.buckets[series][minute]
-                    target = self.sums[series][position]
-                    for i in range(N_WINDOW_COUNTS):
-                        target[i] -= bucket[i]
+                    bucket = all_buckets[series][minute]
+                    sums = all_sums[series]
+                    sums[position] = [
+                        total - part for total, part in zip(sums[position], bucket, strict=True)
+                    ]
             # Buckets entering the window from ahead cannot exist: nothing is newer than the
             # watermark. Buckets inside it already count.
         self._drop_before(watermark_minute - max(self.sizes))
