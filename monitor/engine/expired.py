@@ -14,7 +14,7 @@ from typing import Any
 from monitor.engine.aggregates import N_COUNTS, add_into
 from monitor.engine.calls import CallFacts
 from monitor.engine.totals import add_totals, new_totals
-from monitor.engine.windows import N_WINDOW_COUNTS
+from monitor.engine.windows import N_WINDOW_COUNTS, Item
 
 
 class ExpiredFigures:
@@ -28,7 +28,7 @@ class ExpiredFigures:
         self.totals: dict[str, list[int]] = {}  # line -> totals and hold histogram
         self.windows: dict[str, dict[int, list[int]]] = {}  # line -> minute -> bucket
 
-    def fold(self, facts: CallFacts, date: str, items: list[tuple[int, int, int]]) -> None:
+    def fold(self, facts: CallFacts, date: str, items: list[Item]) -> None:
         """Add one call: its facts, counted on its local ``date``, and its window items
         (minute, count index, amount)."""
         line = facts.line

@@ -38,11 +38,10 @@ from monitor.engine.totals import add_totals, new_totals
 from monitor.engine.windows import (
     MINUTE_MS,
     WINDOW_MINUTES,
+    Item,
     RollingWindows,
     SeriesKey,
-    WindowFacts,
-    contributions,
-    window_facts,
+    call_contribution,
 )
 
 HOUR_MS = 3_600_000
@@ -65,19 +64,19 @@ class StreamCallState(CallState):
     """Call state plus what streaming needs: last activity (expiry) and the call's event ids
     (persisted with the call, they rebuild the de-duplication index after a restart)."""
 
-    __slots__ = ("day", "event_ids", "items", "latest_ms", "shown", "window")
+    __slots__ = ("day", "event_ids", "items", "latest_ms", "shown", "waiting")
 
     def __init__(self) -> None:
         super().__init__()
         self.latest_ms = 0
         self.event_ids: list[str] = []
         # What the call contributes now (None until it first does): its facts, the day they
-        # count in, its window facts and their bucket items. Kept so that an event computes
-        # only the call's new contribution, not the old one a second time.
+        # count in, its window items and since when it waits in the live queue. Kept so that
+        # an event computes only the call's new contribution, not the old one a second time.
         self.shown: CallFacts | None = None
         self.day: DayKey | None = None
-        self.window: WindowFacts | None = None
-        self.items: list[tuple[int, int, int]] = []
+        self.items: list[Item] = []
+        self.waiting: int | None = None
 
     def encode(self) -> list[Any]:
         return [self.earliest, self.received_line, self.any_ms, self.any_line, self.latest_ms,
@@ -287,34 +286,34 @@ class StreamEngine(ComplianceEngine):
                     self._add(contract_id, old_facts, -1)
                 state.day = self._add(contract_id, new_facts, 1)
             state.shown = new_facts
-        old_window = state.window
-        new_window = window_facts(state, new_facts)
-        if new_window == old_window:
-            return
-        state.window = new_window
-        old_items, new_items = state.items, contributions(new_window)
-        state.items = new_items
-        if old_window is None or old_window.line != new_window.line:
-            if old_window is not None:
-                self._add_window(key, old_window, old_items, -1)
+        old_line = None if old_facts is None else old_facts.line
+        new_items, new_waiting = call_contribution(state, new_facts)
+        old_items, old_waiting = state.items, state.waiting
+        line = new_facts.line
+        if line == old_line:
+            if new_items == old_items and new_waiting == old_waiting:
+                return
+            series = (contract_id, line)
+            removed = [item for item in old_items if item not in new_items]
+            added = [item for item in new_items if item not in old_items]
+            if removed:
+                self.windows.add_many(series, removed, -1)
+                self._check_evaluated(contract_id, removed)
+            if added:
+                self.windows.add_many(series, added, 1)
+                self._check_evaluated(contract_id, added)
+            if old_waiting != new_waiting:
+                self._queue_update(series, key, old_waiting, -1)
+                self._queue_update(series, key, new_waiting, 1)
+        else:
+            if old_line is not None:
+                self._add_window(key, old_line, old_items, old_waiting, -1)
                 self._check_evaluated(contract_id, old_items)
-            self._add_window(key, new_window, new_items, 1)
+            self._add_window(key, line, new_items, new_waiting, 1)
             self._check_evaluated(contract_id, new_items)
-            return
-        series = (contract_id, new_window.line)
-        removed = [item for item in old_items if item not in new_items]
-        added = [item for item in new_items if item not in old_items]
-        if removed:
-            self.windows.add_many(series, removed, -1)
-            self._check_evaluated(contract_id, removed)
-        if added:
-            self.windows.add_many(series, added, 1)
-            self._check_evaluated(contract_id, added)
-        if old_window.waiting_since_ms != new_window.waiting_since_ms:
-            self._queue_update(series, key, old_window.waiting_since_ms, -1)
-            self._queue_update(series, key, new_window.waiting_since_ms, 1)
+        state.items, state.waiting = new_items, new_waiting
 
-    def _check_evaluated(self, contract_id: str, items: list[tuple[int, int, int]]) -> None:
+    def _check_evaluated(self, contract_id: str, items: list[Item]) -> None:
         """A bucket of a minute the outage evaluation has passed changed: the contract's
         outage record must be rewritten (a restore re-evaluates from it; see OutageTracker)."""
         through = self._outage_through
@@ -345,11 +344,11 @@ class StreamEngine(ComplianceEngine):
         return day
 
     def _add_window(
-        self, key: CallKey, facts: WindowFacts, items: list[tuple[int, int, int]], sign: int
+        self, key: CallKey, line: str, items: list[Item], waiting: int | None, sign: int
     ) -> None:
-        series = (key[0], facts.line)
+        series = (key[0], line)
         self.windows.add_many(series, items, sign)
-        self._queue_update(series, key, facts.waiting_since_ms, sign)
+        self._queue_update(series, key, waiting, sign)
 
     def _queue_update(
         self, series: SeriesKey, key: CallKey, waiting_since: int | None, sign: int
@@ -388,9 +387,8 @@ class StreamEngine(ComplianceEngine):
             state = self._calls.pop(key)
             assert isinstance(state, StreamCallState)
             # A call that never got an outcome leaves the live queue with its state.
-            window = state.window
-            if window is not None and window.waiting_since_ms is not None:
-                self._unqueue((key[0], window.line), key)
+            if state.waiting is not None and state.shown is not None:
+                self._unqueue((key[0], state.shown.line), key)
             slot_number = self._slot_of.pop(key)
             if key in self._dirty_calls:
                 self._final_copies[key] = [slot_number, state.encode()]
@@ -670,9 +668,8 @@ class StreamEngine(ComplianceEngine):
             assert isinstance(state, StreamCallState)
             state.shown = facts = state.facts()
             state.day = self._add(key[0], facts, 1)
-            state.window = window = window_facts(state, facts)
-            state.items = contributions(window)
-            self._add_window(key, window, state.items, 1)
+            state.items, state.waiting = call_contribution(state, facts)
+            self._add_window(key, facts.line, state.items, state.waiting, 1)
         self.windows.finish_load(
             None if self.watermark_ms is None else self.watermark_ms // MINUTE_MS
         )

@@ -22,7 +22,6 @@ in which minute, so the cost follows the data, not the number of series.
 from __future__ import annotations
 
 import heapq
-from typing import NamedTuple
 
 from monitor.engine.calls import NEVER, CallFacts, CallState
 
@@ -39,72 +38,37 @@ HOLD_LIMIT_MS = 120_000
 SeriesKey = tuple[str, str]  # (contract_id, line)
 
 
-class WindowFacts(NamedTuple):
-    """The times at which one call's facts count in rolling windows (None: not yet/never)."""
-
-    line: str
-    arrival_ms: int
-    outcome_ms: int | None
-    answered_within_30s: bool
-    answered_ms: int | None
-    hold_ms: int
-    disconnected_ms: int | None
-    waiting_since_ms: int | None  # queued with no outcome yet: the call is in the live queue
-    requested_ms: int | None  # asked for a live person (queued, or answered without queueing)
+Item = tuple[int, int, int]  # (minute, count index, amount)
 
 
-def window_facts(state: CallState, facts: CallFacts | None = None) -> WindowFacts:
-    """The call's window facts; pass ``facts`` when already computed (saves a second pass)."""
-    if facts is None:
-        facts = state.facts()
+def call_contribution(state: CallState, facts: CallFacts) -> tuple[list[Item], int | None]:
+    """What one call adds to its series' buckets, and since when it waits in the live queue
+    (None when it does not: not queued, or its queue outcome came). ``facts`` are the call's
+    current facts. One pass over the state: this runs once per event."""
     (_received, queued, answered, abandoned, disconnected, ended, *_rest) = state.earliest
-    outcome: int | None = None
-    waiting: int | None = None
-    requested: int | None = None
-    if facts.requested_live:
-        requested = queued if queued != NEVER else answered
-        if answered != NEVER:
-            outcome = answered
-        else:
-            first_end = min(abandoned, disconnected, ended)
-            if first_end != NEVER:
-                outcome = first_end
-            else:
-                waiting = queued
-    return WindowFacts(
-        line=facts.line,
-        arrival_ms=facts.arrival_ms,
-        outcome_ms=outcome,
-        answered_within_30s=facts.answered_within_30s,
-        answered_ms=answered if answered != NEVER else None,
-        hold_ms=facts.hold_ms,
-        disconnected_ms=disconnected if disconnected != NEVER else None,
-        waiting_since_ms=waiting,
-        requested_ms=requested,
-    )
-
-
-def contributions(facts: WindowFacts) -> list[tuple[int, int, int]]:
-    """(minute, count index, amount) triples one call adds to its series' buckets."""
     arrival_minute = facts.arrival_ms // MINUTE_MS
-    out = [(arrival_minute, W_RECEIVED, 1)]
-    if facts.requested_ms is not None:
-        out.append((facts.requested_ms // MINUTE_MS, W_REQUESTED, 1))
-    if facts.outcome_ms is not None:
-        minute = facts.outcome_ms // MINUTE_MS
-        out.append((minute, W_QUEUED, 1))
-        if facts.answered_within_30s:
-            out.append((minute, W_WITHIN_30S, 1))
-    if facts.answered_ms is not None:
-        minute = facts.answered_ms // MINUTE_MS
-        out.append((minute, W_ANSWERED, 1))
-        out.append((minute, W_HOLD_MS, facts.hold_ms))
+    items = [(arrival_minute, W_RECEIVED, 1)]
+    waiting: int | None = None
+    if facts.requested_live:
+        items.append(((queued if queued != NEVER else answered) // MINUTE_MS, W_REQUESTED, 1))
+        outcome = answered if answered != NEVER else min(abandoned, disconnected, ended)
+        if outcome == NEVER:
+            waiting = queued
+        else:
+            minute = outcome // MINUTE_MS
+            items.append((minute, W_QUEUED, 1))
+            if facts.answered_within_30s:
+                items.append((minute, W_WITHIN_30S, 1))
+    if answered != NEVER:
+        minute = answered // MINUTE_MS
+        items.append((minute, W_ANSWERED, 1))
+        items.append((minute, W_HOLD_MS, facts.hold_ms))
         if facts.hold_ms <= HOLD_LIMIT_MS:
-            out.append((minute, W_ANSWERED_IN_HOLD_LIMIT, 1))
-    if facts.disconnected_ms is not None:
-        out.append((facts.disconnected_ms // MINUTE_MS, W_DISCONNECTED, 1))
-        out.append((arrival_minute, W_RECEIVED_DISCONNECTED, 1))
-    return out
+            items.append((minute, W_ANSWERED_IN_HOLD_LIMIT, 1))
+    if disconnected != NEVER:
+        items.append((disconnected // MINUTE_MS, W_DISCONNECTED, 1))
+        items.append((arrival_minute, W_RECEIVED_DISCONNECTED, 1))
+    return items, waiting
 
 
 class RollingWindows:
@@ -125,7 +89,7 @@ class RollingWindows:
             heapq.heappush(self._minute_heap, minute)
         members.add(series)
 
-    def add_many(self, series: SeriesKey, items: list[tuple[int, int, int]], sign: int) -> None:
+    def add_many(self, series: SeriesKey, items: list[Item], sign: int) -> None:
         """Add (sign=1) or retract (sign=-1) one call's (minute, index, amount) contributions."""
         buckets = self.buckets.get(series)
         if buckets is None:
