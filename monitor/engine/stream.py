@@ -375,48 +375,48 @@ class StreamEngine(ComplianceEngine):
         # A call's slot is the time of its first event, no later than its latest: only calls
         # of slots that began before the cut-off can be idle (long calls are looked at again).
         last_slot = (call_cutoff - 1) // SLOT_MS
-        calls = self._calls
-        idle = sorted(
-            key
-            for (contract_id, slot_number), slot in self._slots.items()
-            if slot_number <= last_slot and slot.calls
-            for call_id in slot.calls
-            if calls[key := (contract_id, call_id)].latest_ms < call_cutoff  # type: ignore[attr-defined]
-        )
-        for key in idle:
-            state = self._calls.pop(key)
-            assert isinstance(state, StreamCallState)
-            # A call that never got an outcome leaves the live queue with its state.
-            if state.waiting is not None and state.shown is not None:
-                self._unqueue((key[0], state.shown.line), key)
-            slot_number = self._slot_of.pop(key)
-            if key in self._dirty_calls:
-                self._final_copies[key] = [slot_number, state.encode()]
-            slot = self._slot(key[0], slot_number)
-            slot.calls.discard(key[1])
-            slot.retired.extend(state.event_ids)
-            generation = self._gen_of.pop(key, None)
-            if generation is not None:
-                self._gen_live[generation].discard(key)
-                self._gens_shrunk.add(generation)
-            self._fold_expired(key[0], state)
+        calls, slot_of, gen_of, dirty = self._calls, self._slot_of, self._gen_of, self._dirty_calls
+        candidates = sorted(k for k, v in self._slots.items() if k[1] <= last_slot and v.calls)
+        for slot_key in candidates:
+            contract_id, slot_number = slot_key
+            slot = self._slots[slot_key]
+            idle = sorted(
+                call_id
+                for call_id in slot.calls
+                if calls[(contract_id, call_id)].latest_ms < call_cutoff  # type: ignore[attr-defined]
+            )
+            if not idle:
+                continue
+            self._dirty_slots.add(slot_key)
+            delta = self._expired_new.get(contract_id)
+            if delta is None:
+                delta = self._expired_new[contract_id] = ExpiredFigures()
+            delta.step = self._expired_step
+            for call_id in idle:
+                key = (contract_id, call_id)
+                state: StreamCallState = calls.pop(key)  # type: ignore[assignment]
+                del slot_of[key]
+                slot.calls.discard(call_id)
+                slot.retired.extend(state.event_ids)
+                if key in dirty:
+                    self._final_copies[key] = [slot_number, state.encode()]
+                generation = gen_of.pop(key, None)
+                if generation is not None:
+                    self._gen_live[generation].discard(key)
+                    self._gens_shrunk.add(generation)
+                facts = state.shown
+                if facts is not None and state.day is not None:
+                    if state.waiting is not None:
+                        # A call that never got an outcome leaves the live queue with it.
+                        self._unqueue((contract_id, facts.line), key)
+                    # Its contribution stays, in the contract's expired figures.
+                    delta.fold(facts, state.day[2], state.items)
         id_cutoff_slot = (wm - self.dedup_horizon_ms) // SLOT_MS
         for slot_key in [
             k for k, v in self._slots.items() if k[1] < id_cutoff_slot and not v.calls
         ]:
             self._seen_ids.difference_update(self._slots.pop(slot_key).retired)
             self._dirty_slots.add(slot_key)
-
-    def _fold_expired(self, contract_id: str, state: StreamCallState) -> None:
-        """Keep an expiring call's contribution in its contract's expired figures."""
-        facts, day = state.shown, state.day
-        if facts is None or day is None:
-            return  # it never contributed
-        delta = self._expired_new.get(contract_id)
-        if delta is None:
-            delta = self._expired_new[contract_id] = ExpiredFigures()
-        delta.step = self._expired_step
-        delta.fold(facts, day[2], state.items)
 
     def _unqueue(self, series: SeriesKey, key: CallKey) -> None:
         waiting = self.queue.get(series)
