@@ -137,10 +137,12 @@ class StreamEngine(ComplianceEngine):
         self.deltas_per_base = max(1, deltas_per_base)
         self.outages = OutageTracker(self.registry, outage_rules)
         self._outage_through = -1
+        self._outage_due_ms = -(1 << 62)  # evaluate at the first event
         self.lateness_ms = lateness_ms
         self.dedup_horizon_ms = max(dedup_horizon_ms, lateness_ms)
         self.max_future_ms = max_future_ms
         self._wall_clock_ms = wall_clock_ms
+        self._future_limit_ms = -(1 << 62)  # the last wall-clock limit read
         self.watermark_ms: int | None = None
         self.windows = RollingWindows()
         # Live queue: (contract, line) -> {call key: waiting since}.
@@ -191,9 +193,13 @@ class StreamEngine(ComplianceEngine):
     def process(self, event: CallEvent) -> Outcome:
         """Apply one valid event in event time; say what became of it."""
         ts = event.ts_ms
-        if self.max_future_ms is not None and ts > self._wall_clock_ms() + self.max_future_ms:
-            self.future_events += 1
-            return Outcome.FUTURE
+        if ts > self._future_limit_ms and self.max_future_ms is not None:
+            # The wall clock only moves on: an event under an earlier limit is under today's
+            # too, so it is read again only for an event past the last limit read.
+            self._future_limit_ms = self._wall_clock_ms() + self.max_future_ms
+            if ts > self._future_limit_ms:
+                self.future_events += 1
+                return Outcome.FUTURE
         if event.event_id in self._seen_ids:
             self.stats.duplicates += 1
             return Outcome.DUPLICATE
@@ -204,12 +210,14 @@ class StreamEngine(ComplianceEngine):
         advanced = wm is None or ts > wm
         if advanced:
             self.watermark_ms = ts
-            self.windows.advance(ts // MINUTE_MS)
+            windows_minute = self.windows.watermark_minute
+            if windows_minute is None or ts // MINUTE_MS > windows_minute:
+                self.windows.advance(ts // MINUTE_MS)
         self.apply(event)
         if advanced:
             if ts // _EXPIRY_EVERY_MS > self._expired_step:
                 self.expire()
-            if (ts - self.outages.rules.grace_ms) // MINUTE_MS - 1 > self._outage_through:
+            if ts >= self._outage_due_ms:
                 self.advance_outages()
         return Outcome.ACCEPTED
 
@@ -219,6 +227,8 @@ class StreamEngine(ComplianceEngine):
         if through is not None and through > self._outage_through:
             self._outage_through = through
             self.outages.advance(through, self.windows.buckets)
+            # The watermark at which the next minute may be evaluated.
+            self._outage_due_ms = (through + 2) * MINUTE_MS + self.outages.rules.grace_ms
 
     # -- folding -------------------------------------------------------------------------------
 
