@@ -22,7 +22,7 @@ FLUSH_EVERY_S = 0.1
 # evaluation decides a minute once the watermark is past it by the grace (2 minutes by
 # default), so a span within the grace never lets a minute be decided before another
 # contract's events for it arrive. Keep it no larger than the workers' outage grace. (Larger
-# batches matter: each Kafka message costs a worker about as much as ten events.)
+# batches matter: each Kafka message costs a worker about as much as four events.)
 MAX_BATCH_SPAN_MS = 120_000
 
 
