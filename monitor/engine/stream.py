@@ -49,6 +49,7 @@ DEFAULT_LATENESS_MS = 6 * HOUR_MS
 DEFAULT_DEDUP_HORIZON_MS = 24 * HOUR_MS
 DEFAULT_MAX_FUTURE_MS = 24 * HOUR_MS
 
+_NO_MINUTE = 1 << 62  # later than any minute
 _EXPIRY_EVERY_MS = 30 * MINUTE_MS  # state lives up to 30 min past the horizon
 DELTAS_PER_BASE = 48  # a contract's expired figures are rewritten whole once a day at most
 
@@ -306,31 +307,23 @@ class StreamEngine(ComplianceEngine):
             series = (contract_id, line)
             removed = [item for item in old_items if item not in new_items]
             added = [item for item in new_items if item not in old_items]
-            if removed:
-                self.windows.add_many(series, removed, -1)
-                self._check_evaluated(contract_id, removed)
+            earliest = self.windows.add_many(series, removed, -1) if removed else _NO_MINUTE
             if added:
-                self.windows.add_many(series, added, 1)
-                self._check_evaluated(contract_id, added)
+                earliest = min(earliest, self.windows.add_many(series, added, 1))
             if old_waiting != new_waiting:
                 self._queue_update(series, key, old_waiting, -1)
                 self._queue_update(series, key, new_waiting, 1)
         else:
+            earliest = _NO_MINUTE
             if old_line is not None:
-                self._add_window(key, old_line, old_items, old_waiting, -1)
-                self._check_evaluated(contract_id, old_items)
-            self._add_window(key, line, new_items, new_waiting, 1)
-            self._check_evaluated(contract_id, new_items)
+                earliest = self._add_window(key, old_line, old_items, old_waiting, -1)
+            earliest = min(earliest, self._add_window(key, line, new_items, new_waiting, 1))
         state.items, state.waiting = new_items, new_waiting
-
-    def _check_evaluated(self, contract_id: str, items: list[Item]) -> None:
-        """A bucket of a minute the outage evaluation has passed changed: the contract's
-        outage record must be rewritten (a restore re-evaluates from it; see OutageTracker)."""
-        through = self._outage_through
-        for minute, _index, _amount in items:
-            if minute <= through:
-                self.outages.dirty.add(contract_id)
-                return
+        if earliest <= self._outage_through:
+            # A count of a minute the outage evaluation has passed changed: the contract's
+            # outage record must be rewritten (a restore re-evaluates from it; see
+            # OutageTracker.dirty).
+            self.outages.dirty.add(contract_id)
 
     def _shift(self, contract_id: str, day: DayKey, old: CallFacts, new: CallFacts) -> None:
         """Same day, same line: swap the call's old counts for its new ones in place."""
@@ -355,10 +348,12 @@ class StreamEngine(ComplianceEngine):
 
     def _add_window(
         self, key: CallKey, line: str, items: list[Item], waiting: int | None, sign: int
-    ) -> None:
+    ) -> int:
+        """Add or retract a call's window items and its place in the live queue; return the
+        earliest minute of the items."""
         series = (key[0], line)
-        self.windows.add_many(series, items, sign)
         self._queue_update(series, key, waiting, sign)
+        return self.windows.add_many(series, items, sign)
 
     def _queue_update(
         self, series: SeriesKey, key: CallKey, waiting_since: int | None, sign: int

@@ -36,6 +36,7 @@ N_WINDOW_COUNTS = 9
 HOLD_LIMIT_MS = 120_000
 
 SeriesKey = tuple[str, str]  # (contract_id, line)
+_NO_MINUTE = 1 << 62
 
 
 Item = tuple[int, int, int]  # (minute, count index, amount)
@@ -89,15 +90,19 @@ class RollingWindows:
             heapq.heappush(self._minute_heap, minute)
         members.add(series)
 
-    def add_many(self, series: SeriesKey, items: list[Item], sign: int) -> None:
-        """Add (sign=1) or retract (sign=-1) one call's (minute, index, amount) contributions."""
+    def add_many(self, series: SeriesKey, items: list[Item], sign: int) -> int:
+        """Add (sign=1) or retract (sign=-1) one call's (minute, index, amount) contributions;
+        return the earliest minute among them (the caller's outage bookkeeping needs it)."""
         buckets = self.buckets.get(series)
         if buckets is None:
             buckets = self.buckets[series] = {}
             self.sums[series] = [[0] * N_WINDOW_COUNTS for _ in self.sizes]
         sums = self.sums[series]
         wm = self.watermark_minute
+        earliest = _NO_MINUTE
         for minute, index, amount in items:
+            if minute < earliest:  # noqa: PLR1730 (a call per item otherwise)
+                earliest = minute
             bucket = buckets.get(minute)
             if bucket is None:
                 if sign < 0:
@@ -110,6 +115,7 @@ class RollingWindows:
                 for position, size in enumerate(self.sizes):
                     if wm - size < minute:
                         sums[position][index] += delta
+        return earliest
 
     def advance(self, watermark_minute: int) -> None:
         """Move the windows' end to a later minute, dropping what falls out of them."""
