@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 KAFKA_SH = ROOT / "deploy" / "kafka" / "kafka.sh"
 MONITOR = [sys.executable, "-m", "monitor", "--log-level", "WARNING"]
 PARTITIONS = 8
-C2_RUNS = 3
+C2_RUNS = 5
 WORKER_ARGS: list[str] = []  # set from --store for every worker run
 
 
