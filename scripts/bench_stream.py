@@ -396,7 +396,7 @@ def main() -> int:
   them as batch messages of one contract (cut at 500 events or 2 minutes of event time, as
   `monitor publish` does: {batch_messages:,} messages, {lines / batch_messages:.1f} events
   each). Rates run from the first event processed to the last. (c2) is the median of
-  {C2_RUNS} runs ({c2_runs} events/s): this VM's speed drifts by about 10 % between minutes.
+  {C2_RUNS} runs ({c2_runs} events/s): this VM's speed drifts by 10–20 % from minute to minute.
 
 | run | events/s | vs (a) | vs (b) |
 |---|---|---|---|
