@@ -352,7 +352,7 @@ def main() -> int:
         print("(c1) worker, one-event messages...", flush=True)
         results["c1"], results["rss_c1"] = worker_rate(bootstrap, "bench.single", slow, work, "c1")
         results["batch_messages"] = asyncio.run(message_count(bootstrap, "bench.batch"))
-        # This VM's speed drifts by ~10 % from minute to minute: the median of three runs.
+        # This VM's speed drifts by 10-20 % from minute to minute: the median of several runs.
         c2_runs = []
         for run in range(C2_RUNS):
             print(f"(c2) worker, batch messages, run {run + 1}/{C2_RUNS}...", flush=True)
