@@ -22,6 +22,7 @@ in which minute, so the cost follows the data, not the number of series.
 from __future__ import annotations
 
 import heapq
+from operator import sub
 
 from monitor.engine.calls import NEVER, CallFacts, CallState
 
@@ -72,11 +73,20 @@ def call_contribution(state: CallState, facts: CallFacts) -> tuple[list[Item], i
     return items, waiting
 
 
+# Windows up to this long are summed from their buckets when read (at most this many lookups);
+# longer ones keep running sums. Moving a running sum costs work at every minute of event time
+# for every series, which a catch-up replay crosses thousands of times per scrape.
+SUM_ON_READ_MINUTES = 60
+
+
 class RollingWindows:
-    """Minute buckets per (contract, line) and running sums for each window size."""
+    """Minute buckets per (contract, line); running sums for the long windows, sums computed
+    on reading for the short ones."""
 
     def __init__(self, sizes: tuple[int, ...] = WINDOW_MINUTES) -> None:
         self.sizes = sizes
+        self._kept = [(p, size) for p, size in enumerate(sizes) if size > SUM_ON_READ_MINUTES]
+        self._on_read = [(p, size) for p, size in enumerate(sizes) if size <= SUM_ON_READ_MINUTES]
         self.buckets: dict[SeriesKey, dict[int, list[int]]] = {}
         self.sums: dict[SeriesKey, list[list[int]]] = {}
         self._index: dict[int, set[SeriesKey]] = {}  # minute -> series with a bucket there
@@ -112,7 +122,7 @@ class RollingWindows:
             delta = sign * amount
             bucket[index] += delta
             if wm is not None and minute <= wm:
-                for position, size in enumerate(self.sizes):
+                for position, size in self._kept:
                     if wm - size < minute:
                         sums[position][index] += delta
         return earliest
@@ -127,14 +137,12 @@ class RollingWindows:
             self._recompute()
             return
         all_buckets, all_sums = self.buckets, self.sums
-        for position, size in enumerate(self.sizes):
+        for position, size in self._kept:
             for minute in self._minutes_between(old - size, watermark_minute - size):
                 for series in self._index.get(minute, ()):
                     bucket = all_buckets[series][minute]
                     sums = all_sums[series]
-                    sums[position] = [
-                        total - part for total, part in zip(sums[position], bucket, strict=True)
-                    ]
+                    sums[position] = list(map(sub, sums[position], bucket))
             # Buckets entering the window from ahead cannot exist: nothing is newer than the
             # watermark. Buckets inside it already count.
         self._drop_before(watermark_minute - max(self.sizes))
@@ -164,7 +172,7 @@ class RollingWindows:
             if wm is None:
                 continue
             for minute, bucket in buckets.items():
-                for position, size in enumerate(self.sizes):
+                for position, size in self._kept:
                     if wm - size < minute <= wm:
                         target = sums[position]
                         for i in range(N_WINDOW_COUNTS):
@@ -183,4 +191,19 @@ class RollingWindows:
         self._recompute()
 
     def window_counts(self, series: SeriesKey) -> list[list[int]]:
-        return self.sums.get(series, [[0] * N_WINDOW_COUNTS for _ in self.sizes])
+        """The counts of each window (in ``sizes`` order) ending at the watermark."""
+        sums = self.sums.get(series)
+        if sums is None:
+            return [[0] * N_WINDOW_COUNTS for _ in self.sizes]
+        out = [list(row) for row in sums]
+        buckets, wm = self.buckets.get(series), self.watermark_minute
+        if buckets and wm is not None:
+            get = buckets.get
+            for position, size in self._on_read:
+                row = out[position]
+                for minute in range(wm - size + 1, wm + 1):
+                    bucket = get(minute)
+                    if bucket is not None:
+                        for i, count in enumerate(bucket):
+                            row[i] += count
+        return out
