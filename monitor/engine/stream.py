@@ -65,12 +65,14 @@ class StreamCallState(CallState):
     """Call state plus what streaming needs: last activity (expiry) and the call's event ids
     (persisted with the call, they rebuild the de-duplication index after a restart)."""
 
-    __slots__ = ("day", "event_ids", "items", "latest_ms", "shown", "waiting")
+    __slots__ = ("day", "event_ids", "generation", "items", "latest_ms", "shown", "slot", "waiting")
 
     def __init__(self) -> None:
         super().__init__()
         self.latest_ms = 0
         self.event_ids: list[str] = []
+        self.slot = 0  # the 30-minute slot of the call's first event
+        self.generation = 0  # the generation record holding its live copy (0: none yet)
         # What the call contributes now (None until it first does): its facts, the day they
         # count in, its window items and since when it waits in the live queue. Kept so that
         # an event computes only the call's new contribution, not the old one a second time.
@@ -157,7 +159,6 @@ class StreamEngine(ComplianceEngine):
         self._expired_step = 0
         # Calls are grouped into 30-minute slots by the time they were first seen; a slot keeps
         # the ids of its expired calls for de-duplication until it passes the horizon.
-        self._slot_of: dict[CallKey, int] = {}
         self._slots: dict[SlotKey, _Slot] = {}
         self._dirty_slots: set[SlotKey] = set()
         # Call states are persisted in generation records, log-structured: each drain writes
@@ -168,7 +169,6 @@ class StreamEngine(ComplianceEngine):
         # live calls move to the new generation and the old record is deleted).
         self._dirty_calls: set[CallKey] = set()
         self._generation = 0
-        self._gen_of: dict[CallKey, int] = {}
         self._gen_live: dict[int, set[CallKey]] = {}  # generation -> calls whose copy is live
         self._gen_copies: dict[int, int] = {}  # call copies the record holds
         self._gens_shrunk: set[int] = set()
@@ -258,7 +258,7 @@ class StreamEngine(ComplianceEngine):
         if state is None:
             state = StreamCallState()
             self._calls[key] = state
-            slot = self._slot_of[key] = ts // SLOT_MS
+            slot = state.slot = ts // SLOT_MS
             self._slot(contract_id, slot, dirty=False).calls.add(call_id)
         state.event_ids.append(event_id)
         if ts > state.latest_ms:  # noqa: PLR1730
@@ -380,7 +380,7 @@ class StreamEngine(ComplianceEngine):
         # A call's slot is the time of its first event, no later than its latest: only calls
         # of slots that began before the cut-off can be idle (long calls are looked at again).
         last_slot = (call_cutoff - 1) // SLOT_MS
-        calls, slot_of, gen_of, dirty = self._calls, self._slot_of, self._gen_of, self._dirty_calls
+        calls, dirty = self._calls, self._dirty_calls
         candidates = sorted(k for k, v in self._slots.items() if k[1] <= last_slot and v.calls)
         for slot_key in candidates:
             contract_id, slot_number = slot_key
@@ -400,13 +400,12 @@ class StreamEngine(ComplianceEngine):
             for call_id in idle:
                 key = (contract_id, call_id)
                 state: StreamCallState = calls.pop(key)  # type: ignore[assignment]
-                del slot_of[key]
                 slot.calls.discard(call_id)
                 slot.retired.extend(state.event_ids)
                 if key in dirty:
                     self._final_copies[key] = [slot_number, state.encode()]
-                generation = gen_of.pop(key, None)
-                if generation is not None:
+                generation = state.generation
+                if generation:
                     self._gen_live[generation].discard(key)
                     self._gens_shrunk.add(generation)
                 facts = state.shown
@@ -480,12 +479,14 @@ class StreamEngine(ComplianceEngine):
         """
         changed: set[CallKey] = set()
         shrunk, self._gens_shrunk = self._gens_shrunk, set()
+        calls = self._calls
         for key in self._dirty_calls:
-            if key not in self._calls:  # expired meanwhile: expiry already left its generation
+            state: StreamCallState | None = calls.get(key)  # type: ignore[assignment]
+            if state is None:  # expired meanwhile: expiry already left its generation
                 continue
             changed.add(key)
-            old = self._gen_of.get(key)
-            if old is not None:
+            old = state.generation
+            if old:
                 self._gen_live[old].discard(key)
                 shrunk.add(old)
         self._dirty_calls.clear()
@@ -516,14 +517,15 @@ class StreamEngine(ComplianceEngine):
             chunk = keys[start : start + _GEN_CHUNK]
             self._generation += 1
             generation = self._generation
-            calls: list[list[Any]] = []
+            copies: list[list[Any]] = []
             for key in chunk:
-                self._gen_of[key] = generation
-                state = self._calls[key]
-                calls.append([key[0], key[1], self._slot_of[key], state.encode()])  # type: ignore[attr-defined]
+                state = calls[key]  # type: ignore[assignment]
+                assert state is not None
+                state.generation = generation
+                copies.append([key[0], key[1], state.slot, state.encode()])
             self._gen_live[generation] = set(chunk)
             self._gen_copies[generation] = len(chunk)
-            out[f"#g|{generation}"] = _encode(calls)
+            out[f"#g|{generation}"] = _encode(copies)
         return deleted
 
     def _write_expired(
@@ -632,13 +634,12 @@ class StreamEngine(ComplianceEngine):
             live = self._gen_live[generation] = set()
             for contract_id, call_id, slot_number, encoded in record:
                 key = (contract_id, call_id)
-                previous = self._gen_of.get(key)
+                previous: StreamCallState | None = self._calls.get(key)  # type: ignore[assignment]
                 if previous is not None:
-                    self._gen_live[previous].discard(key)
-                self._gen_of[key] = generation
+                    self._gen_live[previous.generation].discard(key)
                 live.add(key)
-                self._calls[key] = StreamCallState.decode(encoded)
-                self._slot_of[key] = slot_number
+                copy = self._calls[key] = StreamCallState.decode(encoded)
+                copy.generation, copy.slot = generation, slot_number
         for key, state in list(self._calls.items()):
             assert isinstance(state, StreamCallState)
             # A copy left by a call that expired is not a call: its contract's expired record
@@ -647,10 +648,10 @@ class StreamEngine(ComplianceEngine):
             expired = self._expired.get(key[0])
             step = None if expired is None else expired.step
             if step is not None and state.latest_ms < step * _EXPIRY_EVERY_MS - self.lateness_ms:
-                del self._calls[key], self._slot_of[key]
-                self._gen_live[self._gen_of.pop(key)].discard(key)
+                del self._calls[key]
+                self._gen_live[state.generation].discard(key)
                 continue
-            self._slot(key[0], self._slot_of[key], dirty=False).calls.add(key[1])
+            self._slot(key[0], state.slot, dirty=False).calls.add(key[1])
             self._seen_ids.update(state.event_ids)
         # Records holding superseded copies get compacted or deleted by the next drain.
         self._gens_shrunk.update(
