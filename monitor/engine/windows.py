@@ -14,9 +14,10 @@ the answer of a call answered without queueing); answers with a hold of at most 
 answer; and calls that were disconnected, at their arrival.
 
 A window of N minutes holds the N minute buckets ending with the watermark's own minute (the
-current, partial minute included). Running sums per window move as the watermark advances: the
-buckets that leave a window are subtracted, found through an index of which series have a bucket
-in which minute, so the cost follows the data, not the number of series.
+current, partial minute included). Windows longer than ``SUM_ON_READ_MINUTES`` keep running
+sums that move as the watermark advances: the buckets that leave a window are subtracted, found
+through an index of which series have a bucket in which minute, so the cost follows the data,
+not the number of series. Shorter windows are summed from their buckets when read.
 """
 
 from __future__ import annotations
