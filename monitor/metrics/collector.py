@@ -112,6 +112,14 @@ class MonitorCollector(Collector):
         required = GaugeMetricFamily("callcenter_in_required_hours",
                                      "1 while the line must answer calls, at the watermark",
                                      labels=SERIES_LABELS)  # fmt: skip
+        # What MonitorWatermarkStalled joins on: a quiet partition whose lines are all outside
+        # required hours must not page because another partition of the worker is inside.
+        partition_required = GaugeMetricFamily(
+            "callcenter_partition_in_required_hours",
+            "1 while any line of the partition must answer calls, at the partition's watermark "
+            "(0 with no line; absent without a watermark)",
+            labels=["partition"],
+        )
         start = GaugeMetricFamily("callcenter_outage_start_timestamp_seconds",
                                   "Start of the open outage", labels=OUTAGE_LABELS)  # fmt: skip
         deadline = GaugeMetricFamily("callcenter_outage_restore_deadline_timestamp_seconds",
@@ -126,8 +134,9 @@ class MonitorCollector(Collector):
         durations = HistogramMetricFamily("callcenter_outage_duration_seconds",
                                           "Duration of closed outages, by first cause",
                                           labels=OUTAGE_LABELS)  # fmt: skip
-        for _partition, engine in engines:
+        for partition, engine in engines:
             tracker = engine.outages
+            any_required = False
             for series in sorted(set(tracker.series) | engine.series()):
                 labels = [series[0], series[1]]
                 state = tracker.series.get(series)
@@ -136,6 +145,7 @@ class MonitorCollector(Collector):
                 if engine.watermark_ms is not None:
                     inside = engine.registry.in_required_hours(*series, engine.watermark_ms)
                     required.add_metric(labels, 1 if inside else 0)
+                    any_required = any_required or inside
                 if state is None:
                     continue
                 if current is not None:
@@ -155,7 +165,12 @@ class MonitorCollector(Collector):
                     cumulative += counts[len(DURATION_BUCKETS_S)]
                     buckets.append(("+Inf", cumulative))
                     durations.add_metric([*labels, cause], buckets, counts[-1] / 1000.0)
-        yield from (open_, required, start, deadline, age, total, durations)
+            # Same instant as callcenter_watermark_timestamp_seconds{partition}: both are
+            # exported exactly when the partition has a watermark, so the alert's join always
+            # finds its partner (a partition that owns no line yet is 0: nothing to answer).
+            if engine.watermark_ms is not None:
+                partition_required.add_metric([str(partition)], 1 if any_required else 0)
+        yield from (open_, required, partition_required, start, deadline, age, total, durations)
 
     # -- compliance figures ----------------------------------------------------------------------
 

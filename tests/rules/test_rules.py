@@ -85,6 +85,61 @@ def test_every_alert_has_severity_annotations_runbook_and_a_firing_test() -> Non
     assert len(quiet) >= 8
 
 
+def heading_anchors(markdown: str) -> set[str]:
+    """The anchors GitHub gives a document's headings (code blocks skipped)."""
+    anchors: set[str] = set()
+    fenced = False
+    for line in markdown.splitlines():
+        if line.startswith("```"):
+            fenced = not fenced
+        if fenced or not line.startswith("#"):
+            continue
+        slug = re.sub(r"[^\w\- ]", "", line.lstrip("#").strip().lower()).replace(" ", "-")
+        anchor, n = slug, 0
+        while anchor in anchors:
+            n += 1
+            anchor = f"{slug}-{n}"
+        anchors.add(anchor)
+    return anchors
+
+
+def test_runbooks_have_commands_and_their_links_resolve() -> None:
+    names = {rule["alert"] for rule in alert_rules()}
+    index = (RUNBOOKS / "README.md").read_text()
+    # The index lists every alert's runbook, and every runbook is an alert's.
+    assert set(re.findall(r"^\| \[(\w+)\]\(\1\.md\) \|", index, re.MULTILINE)) == names
+    assert {path.stem for path in RUNBOOKS.glob("*.md")} - {"README"} == names
+    checked = 0
+    for path in sorted(RUNBOOKS.glob("*.md")):
+        text = path.read_text()
+        if path.stem != "README":
+            assert "## Commands" in text, path.name
+            assert "```sh" in text, path.name
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if target.startswith(("http://", "https://")):
+                continue
+            file_part, _, fragment = target.partition("#")
+            linked = (path.parent / file_part).resolve() if file_part else path
+            assert linked.is_file(), (path.name, target)
+            if fragment:
+                assert fragment in heading_anchors(linked.read_text()), (path.name, target)
+            checked += 1
+    assert checked >= 50
+
+
+def test_runbook_queries_are_valid_promql(tmp_path: Path) -> None:
+    # Every PromQL query a runbook gives (promtool query instant|range ... "$PROM" '<expr>'),
+    # checked by promtool as the expression of a recording rule.
+    pattern = re.compile(r"promtool query \w+ [^'\n]*\"\$PROM\" '([^'\n]+)'")
+    queries = sorted({q for md in RUNBOOKS.glob("*.md") for q in pattern.findall(md.read_text())})
+    assert len(queries) >= 40
+    rules = [{"record": f"runbook:query_{n}:check", "expr": q} for n, q in enumerate(queries)]
+    check = tmp_path / "runbook-queries.yml"
+    check.write_text(yaml.safe_dump({"groups": [{"name": "runbooks", "rules": rules}]}))
+    out = run(tool("promtool"), "check", "rules", str(check))
+    assert f"SUCCESS: {len(queries)} rules found" in out
+
+
 def test_recording_rules_are_named_level_metric_operations() -> None:
     document = yaml.safe_load(RECORDING.read_text())
     names = [rule["record"] for group in document["groups"] for rule in group["rules"]]
