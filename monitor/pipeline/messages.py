@@ -1,9 +1,16 @@
 """Kafka message values: one canonical event (a JSON object) or a batch of one contract's events
-(a JSON array). Each element is validated, and dead-lettered, on its own."""
+(a JSON array). Each element is validated, and dead-lettered, on its own.
+
+A message with the header ``callcenter-kind: event`` carries one JSONL line, validated exactly
+as ``monitor report`` validates that line: a JSON array there is one ``not_object``
+rejection, never a batch. Our producers send every line they do not batch that way (every
+line ``monitor report`` rejects, above all), so a file gives the stream the rejections, with
+the same reasons and details, that it gives the report.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import msgspec
@@ -16,6 +23,15 @@ from monitor.engine.validation import RejectReason, decode_record, validate_arra
 # A batch message holds at most this many events and bytes (well under Kafka's 1 MiB default).
 MAX_BATCH_EVENTS = 2_000
 MAX_BATCH_BYTES = 512 * 1024
+
+# The record header that marks a message as one JSONL line (see the module documentation).
+KIND_HEADER = "callcenter-kind"
+KIND_EVENT = b"event"
+ONE_LINE_HEADERS: list[tuple[str, bytes]] = [(KIND_HEADER, KIND_EVENT)]
+
+# Kafka record headers as aiokafka (and so Faust's ``message.headers``) gives them, or a
+# mapping, which Faust's types also allow.
+Headers = Iterable[tuple[str, bytes | None]] | Mapping[str, bytes | None]
 
 _raw_list = msgspec.json.Decoder(list[msgspec.Raw])
 
@@ -48,12 +64,21 @@ class Decoded:
         return self._raws[index]
 
 
-def decode_message(value: bytes | None) -> Decoded:
-    """Validate every event a message carries."""
+def is_one_line(headers: Headers | None) -> bool:
+    """Whether the headers mark the message as one JSONL line (not a batch)."""
+    if not headers:  # the batches of valid events: no header, nothing to look at
+        return False
+    if isinstance(headers, Mapping):
+        return headers.get(KIND_HEADER) == KIND_EVENT
+    return any(name == KIND_HEADER and data == KIND_EVENT for name, data in headers)
+
+
+def decode_message(value: bytes | None, headers: Headers | None = None) -> Decoded:
+    """Validate every event a message carries (``headers``: the record's Kafka headers)."""
     if value is None:
         return Decoded([Rejection(RejectReason.INVALID_JSON, "message has no value")], b"",
                        batch=False)  # fmt: skip
-    if value[:1] != b"[" and value.lstrip()[:1] != b"[":
+    if (value[:1] != b"[" and value.lstrip()[:1] != b"[") or is_one_line(headers):
         return Decoded([validate_record(value)], value, batch=False)
     if len(value) > MAX_BATCH_BYTES + MAX_LINE_BYTES:
         reason = f"batch of {len(value)} bytes exceeds {MAX_BATCH_BYTES} bytes"
@@ -64,6 +89,11 @@ def decode_message(value: bytes | None) -> Decoded:
         return Decoded(events, value, batch=True)  # type: ignore[arg-type]
     try:
         elements = _raw_list.decode(value)
+    except RecursionError:
+        # Nested deeper than the decoder's recursion limit: it cannot be split into its
+        # elements, and letting the error escape would stop the worker's batch.
+        reason = "batch nested too deeply to split into events"
+        return Decoded([Rejection(RejectReason.INVALID_JSON, reason)], value, batch=False)
     except (msgspec.DecodeError, UnicodeDecodeError):
         decoded = decode_record(value)  # names the precise JSON or UTF-8 problem
         if isinstance(decoded, Rejection):

@@ -7,7 +7,12 @@ import pytest
 
 from monitor.engine import CallEvent, Rejection, validate_record
 from monitor.engine.validation import RejectReason, validate_array_fast
-from monitor.pipeline.messages import MAX_BATCH_EVENTS, decode_message, encode_batches
+from monitor.pipeline.messages import (
+    MAX_BATCH_EVENTS,
+    ONE_LINE_HEADERS,
+    decode_message,
+    encode_batches,
+)
 
 
 def event(n: int, **extra: object) -> dict[str, object]:
@@ -71,3 +76,24 @@ def test_single_events_broken_arrays_and_oversized_batches() -> None:
     assert isinstance(rejected, Rejection) and rejected.reason is RejectReason.TOO_LARGE
     (empty,) = decode_message(None).items
     assert isinstance(empty, Rejection) and empty.reason is RejectReason.INVALID_JSON
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        b'["an", "array"]',
+        b"[" + orjson.dumps(event(1)) + b"]",  # a valid event inside: still one line
+        b" [[]]",
+        b"[" + b",".join([orjson.dumps(event(1))] * 30_000) + b"]",  # over every batch bound
+        orjson.dumps(event(2)),
+        b"\xff[",
+    ],
+)
+def test_a_value_marked_as_one_line_is_validated_as_the_report_validates_a_line(
+    value: bytes,
+) -> None:
+    decoded = decode_message(value, ONE_LINE_HEADERS)
+    assert not decoded.batch
+    assert decoded.items == [validate_record(value)]
+    assert decoded.raw(0) == value
+    assert decode_message(value, tuple(ONE_LINE_HEADERS)).items == decoded.items
