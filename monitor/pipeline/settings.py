@@ -91,6 +91,13 @@ class WorkerSettings:
     session_timeout_ms: int = 6_000
     # uvloop runs Faust's per-message machinery markedly faster than asyncio's default loop.
     event_loop: str = "uvloop"
+    # At start, how long to retry an unreachable broker before giving up (exit status 1).
+    connect_timeout_ms: int = 60_000
+    # /readyz turns 503 once the broker has been unreachable this long.
+    ready_broker_timeout_ms: int = 15_000
+    # SIGTERM/SIGINT: what is not flushed by then is abandoned (re-read after the restart).
+    # Below Kubernetes' default grace of 30 s, with room for the process to exit.
+    shutdown_timeout_ms: int = 8_000
     security: KafkaSecurity = KafkaSecurity()
 
     def __post_init__(self) -> None:
@@ -110,12 +117,21 @@ class WorkerSettings:
             raise ValueError("batch size and batch seconds must be positive")
         if not 6_000 <= self.session_timeout_ms <= 1_800_000:
             raise ValueError("session timeout must lie in 6s..30m (the broker's default bounds)")
+        if self.connect_timeout_ms < 0 or self.ready_broker_timeout_ms < 1_000:
+            raise ValueError("connect timeout must be >= 0 and readiness broker timeout >= 1s")
+        if not 1_000 <= self.shutdown_timeout_ms <= 300_000:
+            raise ValueError("shutdown timeout must lie in 1s..5m")
         if self.event_loop not in EVENT_LOOPS:
             raise ValueError(f"event loop must be one of {', '.join(EVENT_LOOPS)}")
         if self.contracts_file and not Path(self.contracts_file).is_file():
             raise ValueError(f"contract registry not found: {self.contracts_file}")
         if self.hours_file and not Path(self.hours_file).is_file():
             raise ValueError(f"operating-hours file not found: {self.hours_file}")
+
+    @property
+    def broker_probe_every_s(self) -> float:
+        """How often the worker probes the broker: a few probes fit in the readiness limit."""
+        return min(2.0, self.ready_broker_timeout_ms / 3000)
 
     @property
     def repartition_topic(self) -> str:
@@ -284,6 +300,24 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
         default=_env("SESSION_TIMEOUT", "6s"),
         help="a silent worker loses its partitions after this (MONITOR_SESSION_TIMEOUT)",
     )
+    parser.add_argument(
+        "--connect-timeout",
+        default=_env("CONNECT_TIMEOUT", "60s"),
+        help="at start, retry an unreachable broker this long, then exit 1 "
+        "(MONITOR_CONNECT_TIMEOUT)",
+    )
+    parser.add_argument(
+        "--ready-broker-timeout",
+        default=_env("READY_BROKER_TIMEOUT", "15s"),
+        help="/readyz answers 503 once the broker is unreachable this long "
+        "(MONITOR_READY_BROKER_TIMEOUT)",
+    )
+    parser.add_argument(
+        "--shutdown-timeout",
+        default=_env("SHUTDOWN_TIMEOUT", "8s"),
+        help="on SIGTERM/SIGINT, exit after this at the latest; what is not committed is "
+        "re-read on restart (MONITOR_SHUTDOWN_TIMEOUT)",
+    )
 
 
 def worker_settings_from_args(args: argparse.Namespace) -> WorkerSettings:
@@ -309,5 +343,8 @@ def worker_settings_from_args(args: argparse.Namespace) -> WorkerSettings:
         batch_seconds=args.batch_seconds,
         session_timeout_ms=parse_duration_ms(args.session_timeout),
         event_loop=args.event_loop,
+        connect_timeout_ms=parse_duration_ms(args.connect_timeout),
+        ready_broker_timeout_ms=parse_duration_ms(args.ready_broker_timeout),
+        shutdown_timeout_ms=parse_duration_ms(args.shutdown_timeout),
         security=security_from_args(args),
     )

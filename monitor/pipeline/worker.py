@@ -21,6 +21,9 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
+import sys
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Sequence
@@ -35,8 +38,10 @@ from monitor.engine import ContractRegistry, Rejection
 from monitor.engine.stream import Outcome
 from monitor.logs import get_logger
 from monitor.metrics.collector import MonitorCollector, PipelineHealth
+from monitor.metrics.runtime import register_runtime
 from monitor.pipeline import dlq
 from monitor.pipeline.audit import audit_record
+from monitor.pipeline.broker import BrokerWatch, ConnectionNoiseFilter, watch_broker
 from monitor.pipeline.messages import decode_message, encode_batches
 from monitor.pipeline.partitioning import contract_partition, contract_partitioner
 from monitor.pipeline.partitions import OwnedPartitions
@@ -101,16 +106,67 @@ class _GcPauseLog:
 
 
 class _ServiceWorker(faust.Worker):
-    """Faust's worker without its terminal spinner.
+    """Faust's worker without its terminal spinner and without a logging setup of its own.
 
-    To make the spinner turn on every log record, Faust sets the root logger to DEBUG, so every
-    ``logger.debug`` in Faust and aiokafka (one per message produced) builds a record: ~5 % of
-    the worker's CPU. A service has no terminal to spin; ``on_setup_root_logger`` is the hook
-    Faust documents for this.
+    * No spinner. To make the spinner turn on every log record, Faust sets the root logger to
+      DEBUG, so every ``logger.debug`` in Faust and aiokafka (one per message produced) builds
+      a record: ~5 % of the worker's CPU. A service has no terminal to spin (and the spinner
+      writes control characters to stdout at start even when it is not a terminal).
+    * No logging setup (``override_logging=False``, mode's documented switch): mode's would
+      clear the root logger's handlers, install its own plain-text formatter on stdout and
+      redirect stdout and stderr into a logger, so Faust's, mode's and aiokafka's lines came
+      out as plain text and our JSON records inside them at the wrong level. The handler of
+      :func:`monitor.logs.configure_logging` stays the only one, and renders them all.
     """
 
-    def on_setup_root_logger(self, logger: Any, level: int) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, override_logging=False, redirect_stdouts=False, **kwargs)
         self.spinner = None
+
+    def on_setup_root_logger(self, logger: Any, level: int) -> None:
+        # mode calls this hook only when it sets up logging itself (off above); should that
+        # change, the spinner still stays off and the root logger is not set to DEBUG.
+        self.spinner = None
+
+    # A signal starts Faust's orderly stop (agents, consumer commit, producer and table flush),
+    # which waits on the broker and, with the broker gone, for a minute or more. A deadline
+    # bounds it: whatever is not committed by then is re-read after the restart and
+    # de-duplicated, so abandoning it loses nothing.
+    shutdown_timeout_s: float = 8.0
+    _deadline: threading.Timer | None = None
+
+    def _schedule_shutdown(self, signal: Any) -> None:
+        if self._deadline is None:
+            log.info("shutdown_started", signal=getattr(signal, "name", str(signal)),
+                     deadline_s=self.shutdown_timeout_s)  # fmt: skip
+            self._deadline = threading.Timer(self.shutdown_timeout_s, _exit_at_deadline,
+                                             args=(self.shutdown_timeout_s,))  # fmt: skip
+            self._deadline.daemon = True
+            self._deadline.start()
+        super()._schedule_shutdown(signal)
+
+    def cancel_deadline(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+
+
+def _log_thread_exception(args: threading.ExceptHookArgs) -> None:
+    """One structured record for an exception that ends a thread (Faust runs the consumer in
+    one), instead of a traceback printed to stderr. A cancelled consumer thread is how a stop
+    without a broker ends, not a fault."""
+    name = args.thread.name if args.thread is not None else "?"
+    if args.exc_type is asyncio.CancelledError:
+        log.info("thread_cancelled", thread=name)
+        return
+    log.error("thread_failed", thread=name,
+              exc_info=(args.exc_type, args.exc_value, args.exc_traceback))  # fmt: skip
+
+
+def _exit_at_deadline(timeout_s: float) -> None:
+    # Uncommitted messages are re-read and de-duplicated after the restart.
+    log.warning("shutdown_deadline", after_s=timeout_s)
+    sys.stderr.flush()
+    os._exit(0)
 
 
 class _QuietMonitor(Monitor):
@@ -159,6 +215,8 @@ class Worker:
         self.partitions = OwnedPartitions(settings, registry)
         self._offsets: dict[int, int] = {}
         self._gc = _GcSchedule()
+        self.broker = BrokerWatch()
+        self._started = time.monotonic()
         self.app = self._build_app()
         self.metrics_registry = CollectorRegistry(auto_describe=False)
         self.metrics_registry.register(
@@ -170,6 +228,7 @@ class Worker:
                 owns_contract=self.owns_contract,
             )
         )
+        register_runtime(self.metrics_registry, self.broker)
 
     # -- wiring -----------------------------------------------------------------------------------
 
@@ -255,11 +314,28 @@ class Worker:
                 content_type=CONTENT_TYPE_LATEST.split(";")[0],
             )
 
+        @app.task  # type: ignore[untyped-decorator]
+        async def broker_watch() -> None:
+            # The root handler is in place by now: keep the clients' retry storm out of it.
+            noise = ConnectionNoiseFilter(self.broker)
+            for handler in logging.getLogger().handlers:
+                handler.addFilter(noise)
+            await watch_broker(self.broker, s.bootstrap_servers, s.security,
+                               s.broker_probe_every_s)  # fmt: skip
+
+        @app.page("/readyz")
+        async def readyz(web: Any, request: Any) -> Any:
+            ready, body = self.readiness()
+            return web.json(body, status=200 if ready else 503)
+
         @app.page("/healthz")
         async def healthz(web: Any, request: Any) -> Any:
-            # Cheap progress for probes and benchmarks: /metrics renders every series.
+            # Liveness: answering at all means the event loop runs. Also cheap progress for
+            # probes and benchmarks (/metrics renders every series).
             engines = self.partitions.engines
             return web.json({
+                "status": "alive",
+                "uptime_s": round(time.monotonic() - self._started, 1),
                 "partitions": sorted(engines),
                 "accepted": self.health.accepted,
                 "duplicate": sum(e.stats.duplicates for e in engines.values()),
@@ -268,6 +344,36 @@ class Worker:
             })  # fmt: skip
 
         return app
+
+    # -- readiness --------------------------------------------------------------------------------
+
+    def readiness(self) -> tuple[bool, dict[str, Any]]:
+        """Ready: the broker reached lately, the group joined, tables recovered, every assigned
+        partition's engine hydrated. The body says which condition fails."""
+        app: Any = self.app
+        tables: Any = app.tables
+        limit_s = self.settings.ready_broker_timeout_ms / 1000
+        down_s = self.broker.unreachable_for()
+        assigned = self.active_partitions() if tables.recovery.completed.is_set() else set()
+        hydrated = set(self.partitions.engines)
+        reasons = []
+        if down_s > limit_s:
+            reasons.append(f"broker unreachable for {down_s:.0f} s (limit {limit_s:g} s)")
+        if not tables.recovery.completed.is_set():
+            reasons.append("waiting for the first partition assignment and table recovery")
+        elif app.rebalancing or app.in_recovery:
+            reasons.append("rebalancing or recovering tables")
+        elif not assigned <= hydrated:
+            reasons.append(f"hydrating partitions {sorted(assigned - hydrated)}")
+        body = {
+            "ready": not reasons,
+            "reasons": reasons,
+            "broker": {"reachable": self.broker.reachable,
+                       "unreachable_s": round(down_s, 1),
+                       "last_error": None if self.broker.reachable else self.broker.last_error},
+            "partitions": sorted(hydrated),
+        }  # fmt: skip
+        return not reasons, body
 
     # -- ownership --------------------------------------------------------------------------------
 
@@ -325,7 +431,7 @@ class Worker:
                 self._offsets[message.partition] = message.offset
             touched.add(message.partition)
             source = (message.topic, message.partition, message.offset)
-            decoded = decode_message(message.value)
+            decoded = decode_message(message.value, message.headers)
             since_yield += len(decoded.items)
             # The key as text, once per message: a batch is one contract's events.
             key_text = key.decode("utf-8", "replace") if from_source and key is not None else None
@@ -402,14 +508,24 @@ class Worker:
         return reason.encode(), value
 
     def run(self) -> None:
-        """Run until SIGINT/SIGTERM (Faust's worker handles both cleanly)."""
+        """Run until SIGINT/SIGTERM, then stop within the settings' shutdown timeout."""
         # The state is millions of small containers without reference cycles; with the default
         # thresholds the cyclic collector rescans them constantly (~15 % of the CPU). Collect
         # the young generation every 50 000 allocations instead of 700.
         gc.set_threshold(50_000, 50, 100)
         gc.callbacks.append(_GcPauseLog())
         self._gc.enabled = True
-        # Faust's own logs follow the level chosen for ours (--log-level, MONITOR_LOG_LEVEL).
-        level = logging.getLevelName(max(logging.getLogger().level, logging.INFO))
+        threading.excepthook = _log_thread_exception
+        # Faust's and aiokafka's logs follow the level chosen for ours (--log-level,
+        # MONITOR_LOG_LEVEL), but never below INFO: their DEBUG is one record per message. Our
+        # own "monitor" loggers keep the chosen level (monitor.logs.configure_logging).
+        root = logging.getLogger()
+        root.setLevel(max(root.level, logging.INFO))
+        level = logging.getLevelName(root.level)
         worker = _ServiceWorker(self.app, loglevel=level, quiet=True)
-        worker.execute_from_commandline()
+        worker.shutdown_timeout_s = self.settings.shutdown_timeout_ms / 1000
+        try:
+            worker.execute_from_commandline()
+        finally:
+            worker.cancel_deadline()
+            log.info("worker_stopped", accepted=self.health.accepted)

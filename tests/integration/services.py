@@ -31,6 +31,8 @@ def free_port() -> int:
 class Kafka:
     port: int
     data_dir: Path
+    # Fixed for the broker's life, so a stopped broker restarts with the same configuration.
+    controller_port: int = field(default_factory=free_port)
 
     @property
     def bootstrap(self) -> str:
@@ -39,7 +41,7 @@ class Kafka:
     def start(self) -> None:
         subprocess.run(
             ["bash", str(KAFKA_SH), "start", "--port", str(self.port), "--controller-port",
-             str(free_port()), "--data-dir", str(self.data_dir)],
+             str(self.controller_port), "--data-dir", str(self.data_dir)],
             check=True,
         )  # fmt: skip
 

@@ -29,6 +29,8 @@ PROCESS_FAMILIES = (
     "callcenter_consumer_lag",
     "callcenter_partitions_owned",
     "callcenter_contracts_tracked",
+    "callcenter_broker_",
+    "callcenter_build_info",
 )
 
 
