@@ -47,7 +47,8 @@ bench: $(STAMP)
 dashboards: $(STAMP)
 	$(BIN)/python grafana/dashboards.py
 
-run: $(STAMP)
+# The local Prometheus and Alertmanager are the Debian packages `tools` installs.
+run: $(STAMP) tools
 	bash scripts/run-local.sh
 
 clean:

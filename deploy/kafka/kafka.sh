@@ -5,7 +5,7 @@
 #
 # Usage:
 #   kafka.sh fetch
-#   kafka.sh start  [--port 9092] [--controller-port PORT+1] [--data-dir ./.kafka-data] [--timeout 60]
+#   kafka.sh start  [--port 9092] [--controller-port PORT+1000] [--data-dir ./.kafka-data] [--timeout 60]
 #   kafka.sh stop   [--data-dir ./.kafka-data]
 #   kafka.sh status [--data-dir ./.kafka-data]
 #   kafka.sh topics [--port 9092] list
@@ -14,7 +14,9 @@
 # Environment overrides (flags win over these):
 #   KAFKA_HOME            jar cache (default ~/.cache/callcenter-monitor/kafka-<version>)
 #   KAFKA_PORT            broker port (default 9092)
-#   KAFKA_CONTROLLER_PORT KRaft controller port (default KAFKA_PORT+1)
+#   KAFKA_CONTROLLER_PORT KRaft controller port (default KAFKA_PORT+1000, so 10092; KAFKA_PORT-1000
+#                         above 64535). Not +1: 9093 and 9094 are Alertmanager's web and
+#                         cluster ports, which a local Prometheus setup uses.
 #   KAFKA_DATA_DIR        data dir: config, logs, pid file (default ./.kafka-data)
 #   KAFKA_START_TIMEOUT   seconds to wait for readiness (default 60)
 #   KAFKA_STOP_TIMEOUT    seconds to wait after SIGTERM before SIGKILL (default 30)
@@ -45,9 +47,9 @@ die() { log "error: $*"; exit 1; }
 usage() {  # the header comment is the help text; stderr unless asked for
   local code="${1:-2}"
   if [[ "$code" == 0 ]]; then
-    sed -n '6,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '6,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
   else
-    sed -n '6,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    sed -n '6,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
   fi
   exit "$code"
 }
@@ -94,6 +96,12 @@ kafka_tool() { "${TOOL_JVM[@]}" "$@"; }
 
 port_open() {  # true if something accepts TCP connections on 127.0.0.1:$1
   (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# The KRaft controller's port when none is given: far from the broker's, because the
+# neighbours of 9092 are taken (9093/9094 are Alertmanager's web and cluster ports).
+default_controller_port() {
+  if (( $1 + 1000 <= 65535 )); then echo $(( $1 + 1000 )); else echo $(( $1 - 1000 )); fi
 }
 
 pid_file() { echo "$DATA_DIR/kafka.pid"; }
@@ -155,7 +163,7 @@ EOF
 
 cmd_start() {
   cmd_fetch
-  CONTROLLER_PORT="${CONTROLLER_PORT:-$((PORT + 1))}"
+  CONTROLLER_PORT="${CONTROLLER_PORT:-$(default_controller_port "$PORT")}"
   mkdir -p "$DATA_DIR"
   DATA_DIR="$(cd "$DATA_DIR" && pwd)"   # absolute: it ends up in server.properties
 
