@@ -9,13 +9,18 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from monitor import __version__
 from monitor.engine import ContractRegistry, RegistryError
 from monitor.engine.hours import HoursError, OperatingHours
 from monitor.engine.outages import parse_outage_rules
+from monitor.exit_codes import (
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    EXIT_NO_VALID_DATA,
+    EXIT_OK,
+    EXIT_USAGE,
+)
 from monitor.logs import configure_logging, get_logger
-
-EXIT_USAGE = 2
+from monitor.version import version_line
 
 
 class CliError(Exception):
@@ -33,12 +38,68 @@ def _load_registry(path: str | None, hours_path: str | None = None) -> ContractR
 
 
 def _check_inputs(inputs: Sequence[str]) -> None:
+    """Every --input can be opened for reading before anything is read or written: a typo
+    costs nothing, and the message says what is wrong with which one."""
+    import errno
+    import os
+
     for name in inputs:
         if name == "-":
             continue
-        path = Path(name)
-        if not path.is_file():
-            raise CliError(f"input file not found: {name}")
+        if os.path.isdir(name):
+            raise CliError(f"--input {name}: is a directory, not a file")
+        try:
+            # O_NONBLOCK: a named pipe without a writer yet must not hang the check.
+            os.close(os.open(name, os.O_RDONLY | os.O_NONBLOCK))
+        except FileNotFoundError:
+            raise CliError(f"--input {name}: no such file") from None
+        except PermissionError:
+            raise CliError(f"--input {name}: permission denied") from None
+        except OSError as exc:
+            reason = exc.strerror or errno.errorcode.get(exc.errno or 0, "cannot open")
+            raise CliError(f"--input {name}: {reason.lower()}") from None
+
+
+def _count(value: int) -> str:
+    """1532 -> "1 532": the thousands separator the docs use, readable in a cron mail."""
+    return f"{value:,}".replace(",", " ")
+
+
+def _plural(value: int, word: str) -> str:
+    return f"{_count(value)} {word}{'' if value == 1 else 's'}"
+
+
+def _data_verdict(
+    *,
+    inputs: int,
+    valid: int,
+    rejected: dict[str, int],
+    considered: int,
+    max_reject_ratio: float | None,
+    nothing: str,
+    require_valid: bool = True,
+) -> str | None:
+    """Why a run that read its inputs must exit with EXIT_NO_VALID_DATA, or None.
+
+    ``considered`` is the non-blank lines (records) read, ``rejected`` the unusable ones by
+    reason, ``valid`` what came out of them (events accepted, or events emitted);
+    ``nothing`` starts the message when nothing valid came out ("no valid event in").
+    """
+    total_rejected = sum(rejected.values())
+    reasons = ", ".join(f"{reason} {_count(n)}" for reason, n in sorted(rejected.items()) if n)
+    detail = f"{_plural(total_rejected, 'line')} rejected" + (f": {reasons}" if reasons else "")
+    if require_valid and valid == 0:
+        if considered == 0:
+            detail = "no line to read: empty or blank"
+        return f"{nothing} {_plural(inputs, 'input')} ({detail})"
+    ratio = total_rejected / considered if considered else 0.0
+    if max_reject_ratio is not None and ratio > max_reject_ratio:
+        return (
+            f"rejected {100 * ratio:.1f} % of lines, over --max-reject-ratio {max_reject_ratio:g} "
+            f"({_count(total_rejected)} of {_plural(considered, 'line')}"
+            + (f": {reasons})" if reasons else ")")
+        )
+    return None
 
 
 def _open_output(name: str | None) -> IO[bytes]:
@@ -80,18 +141,34 @@ def cmd_report(args: argparse.Namespace) -> int:
         if out is not sys.stdout.buffer:
             out.close()
     stats = engine.sync_stats()
-    log.info(
+    rejected = {k.value: v for k, v in sorted(stats.rejected.items())}
+    # The output above is written whatever the verdict: the figures and rejects of a run that
+    # fails the data check are kept for whoever investigates it.
+    problem = _data_verdict(
+        inputs=len(args.inputs),
+        valid=stats.accepted,  # a duplicate needs a first, accepted copy
+        rejected=rejected,
+        considered=stats.accepted + stats.duplicates + stats.rejected_total,
+        max_reject_ratio=args.max_reject_ratio,
+        nothing="no valid event in",
+    )
+    status = EXIT_OK if problem is None else EXIT_NO_VALID_DATA
+    (log.info if problem is None else log.warning)(
         "report_done",
         inputs=len(args.inputs),
         accepted=stats.accepted,
         duplicates=stats.duplicates,
         rejected=stats.rejected_total,
-        rejected_by_reason={k.value: v for k, v in sorted(stats.rejected.items())},
+        rejected_by_reason=rejected,
         status_events=stats.status_events,
         calls=engine.calls_tracked,
         clock_skew_calls=engine.clock_skew_calls,
+        exit_status=status,
+        problem=problem,
     )
-    return 0
+    if problem is not None:
+        print(f"monitor report: {problem}", file=sys.stderr)
+    return status
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -111,7 +188,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         if out is not sys.stdout.buffer:
             out.close()
     get_logger("monitor.simulate").info("simulate_done", events=count, output=args.output or "-")
-    return 0
+    return EXIT_OK
 
 
 def _simulate_to_kafka(args: argparse.Namespace, config: Any) -> int:
@@ -140,7 +217,7 @@ def _simulate_to_kafka(args: argparse.Namespace, config: Any) -> int:
 
     sent = asyncio.run(go())
     get_logger("monitor.simulate").info("simulate_done", events=sent, topic=args.events_topic)
-    return 0
+    return EXIT_OK
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
@@ -173,7 +250,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
     sent = asyncio.run(go())
     get_logger("monitor.publish").info("publish_done", records=sent, topic=args.events_topic)
-    return 0
+    return EXIT_OK
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -181,6 +258,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     import mode.loop
 
+    from monitor.pipeline.broker import BrokerUnreachableError, wait_until_reachable
     from monitor.pipeline.settings import worker_settings_from_args
     from monitor.pipeline.topics import ensure_topics
     from monitor.pipeline.worker import Worker
@@ -192,8 +270,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
     # Faust's supported way to pick the event loop; it must happen before any loop exists.
     mode.loop.use(settings.event_loop)
     registry = _load_registry(settings.contracts_file, settings.hours_file)
-    asyncio.run(
-        ensure_topics(
+
+    async def prepare() -> None:
+        await wait_until_reachable(settings.bootstrap_servers, settings.security,
+                                   settings.connect_timeout_ms / 1000)  # fmt: skip
+        await ensure_topics(
             settings.bootstrap_servers,
             {
                 settings.events_topic: settings.partitions,
@@ -203,7 +284,17 @@ def cmd_worker(args: argparse.Namespace) -> int:
             },
             settings.security,
         )
-    )
+
+    try:
+        asyncio.run(prepare())
+    except BrokerUnreachableError as exc:
+        get_logger("monitor.worker").error(
+            "broker_unreachable_at_start", bootstrap_servers=settings.bootstrap_servers,
+            error=str(exc),
+        )  # fmt: skip
+        print(f"monitor worker: error: cannot reach Kafka at {settings.bootstrap_servers}: "
+              f"{exc}", file=sys.stderr)  # fmt: skip
+        return EXIT_FAILURE
     worker = Worker(settings, registry)
     get_logger("monitor.worker").info(
         "worker_starting",
@@ -212,7 +303,129 @@ def cmd_worker(args: argparse.Namespace) -> int:
         metrics=f"http://{settings.web_host}:{settings.web_port}/metrics",
     )
     worker.run()
-    return 0
+    return EXIT_OK
+
+
+def cmd_top(args: argparse.Namespace) -> int:
+    from monitor.top import run_top
+
+    if args.interval <= 0:
+        raise CliError("--interval must be positive")
+    return run_top(args.url, args.alertmanager, args.interval, args.once)
+
+
+def cmd_dlq(args: argparse.Namespace) -> int:
+    """``monitor dlq inspect|export|replay`` (monitor/pipeline/dlq_tools.py). A bad flag exits 2,
+    a broker that does not answer in --timeout or a missing topic 1, each with one line."""
+    from monitor.pipeline import dlq_tools
+
+    name = f"monitor dlq {args.dlq_action}"
+    try:
+        handler = {"inspect": _dlq_inspect, "export": _dlq_export, "replay": _dlq_replay}
+        return handler[args.dlq_action](args)
+    except CliError as exc:
+        print(f"{name}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except dlq_tools.DlqError as exc:
+        print(f"{name}: error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+def _dlq_connection(args: argparse.Namespace) -> Any:
+    from monitor.pipeline.dlq_tools import Connection
+    from monitor.pipeline.settings import parse_duration_ms, security_from_args
+
+    try:
+        timeout_ms = parse_duration_ms(args.timeout)
+        security = security_from_args(args)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    if timeout_ms <= 0:
+        raise CliError("--timeout must be positive")
+    return Connection(args.bootstrap_servers, security, timeout_ms / 1000)
+
+
+def _dlq_since(args: argparse.Namespace) -> int | None:
+    import time
+
+    from monitor.pipeline.dlq_tools import parse_since
+
+    if args.since is None:
+        return None
+    try:
+        return parse_since(args.since, time.time_ns() // 1_000_000)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _dlq_inspect(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from monitor.pipeline import dlq_tools
+
+    if args.samples < 0:
+        raise CliError("--samples must be 0 or more")
+    conn, since = _dlq_connection(args), _dlq_since(args)
+    summary = asyncio.run(
+        dlq_tools.inspect(conn, args.dlq_topic, since_ms=since, samples=args.samples)
+    )
+    if args.format == "json":
+        sys.stdout.buffer.write(dlq_tools.render_json(summary))
+        sys.stdout.buffer.flush()
+    else:
+        dlq_tools.render_text(summary, sys.stdout)
+    return EXIT_OK
+
+
+def _dlq_export(args: argparse.Namespace) -> int:
+    import asyncio
+    import contextlib
+
+    import orjson
+
+    from monitor.pipeline import dlq_tools
+
+    try:
+        dlq_tools.check_reasons(args.reasons)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    conn, since = _dlq_connection(args), _dlq_since(args)
+    with contextlib.ExitStack() as stack:
+        try:
+            out = stack.enter_context(dlq_tools.atomic_output(args.output))
+        except OSError as exc:
+            raise CliError(f"cannot write {args.output}: {exc.strerror}") from None
+        try:
+            result = asyncio.run(dlq_tools.export(conn, args.dlq_topic, out, since_ms=since,
+                                                  reasons=args.reasons,
+                                                  with_reasons=args.with_reasons))  # fmt: skip
+        except OSError as exc:  # the broker's errors are DlqError: this is the output
+            raise dlq_tools.DlqError(f"cannot write {args.output}: {exc}") from None
+    # Like the adapters: the JSON summary is the last line on stderr.
+    sys.stderr.write(orjson.dumps({**result.as_json(), "output": args.output}).decode() + "\n")
+    if result.written == 0:
+        print(f"monitor dlq export: nothing exported ({result.read} dead letters read, "
+              f"{result.selected} selected)", file=sys.stderr)  # fmt: skip
+        return EXIT_NO_VALID_DATA
+    return EXIT_OK
+
+
+def _dlq_replay(args: argparse.Namespace) -> int:
+    import asyncio
+
+    import orjson
+
+    from monitor.pipeline import dlq_tools
+
+    _check_inputs(args.inputs)
+    conn = _dlq_connection(args)
+    sent = asyncio.run(dlq_tools.replay(conn, args.inputs, args.events_topic,
+                                        batch_events=args.batch_events))  # fmt: skip
+    sys.stderr.write(orjson.dumps({"sent": sent, "topic": args.events_topic}).decode() + "\n")
+    if sent == 0:
+        print("monitor dlq replay: no record to send in the input", file=sys.stderr)
+        return EXIT_NO_VALID_DATA
+    return EXIT_OK
 
 
 def cmd_ingest_asterisk(args: argparse.Namespace) -> int:
@@ -314,9 +527,67 @@ def _run_ingest(
         if out is not None and out is not sys.stdout.buffer:
             out.close()
     report = {"sent": sent, **summary()}
-    get_logger("monitor.ingest").info("ingest_done", source=source, **report)
+    # Rejected: the damaged lines (bad_lines), not the blank ones. Ignored events, unknown
+    # event types and unmapped queues are the adapter doing its job or a mapping to extend;
+    # the summary shows them, the verdict does not count them. With --follow the file may
+    # stay quiet for hours: only the reject ratio applies.
+    bad = {k: v for k, v in report["bad_lines"].items() if k != "blank"}
+    blank = report["bad_lines"].get("blank", 0)
+    problem = _data_verdict(
+        inputs=len(args.inputs),
+        valid=sum(report["events"].values()),
+        rejected=bad,
+        considered=report["lines"] - blank,
+        max_reject_ratio=args.max_reject_ratio,
+        nothing="no event produced from",
+        require_valid=not getattr(args, "follow", False),
+    )
+    status = EXIT_OK if problem is None else EXIT_NO_VALID_DATA
+    log = get_logger("monitor.ingest")
+    (log.info if problem is None else log.warning)(
+        "ingest_done", source=source, exit_status=status, problem=problem, **report
+    )
+    if problem is not None:
+        print(f"monitor ingest {source}: {problem}", file=sys.stderr)
+    # The JSON summary stays the last line on stderr (docs/adapters.md), whatever the verdict.
     sys.stderr.write(orjson.dumps(report).decode() + "\n")
-    return 0
+    return status
+
+
+class _SubcommandParser(argparse.ArgumentParser):
+    """A subcommand's parser: an argument it does not know is its own usage error.
+
+    argparse hands a subcommand's unknown arguments back to the top-level parser, which then
+    prints the top-level usage ("monitor [-h] ... COMMAND"), no help for a mistyped
+    ``monitor report --bogus``. Raising here, innermost parser first, prints the usage of the
+    subcommand that was given (``usage: monitor ingest asterisk ...``), exit status 2.
+    """
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        parsed, extra = super().parse_known_args(args, namespace)
+        if extra:
+            self.error(f"unrecognized arguments: {' '.join(extra)}")
+        return parsed, extra
+
+
+def _reject_ratio(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 1")
+    return value
+
+
+def _add_max_reject_ratio(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--max-reject-ratio", type=_reject_ratio, metavar="R",
+        help="exit 3 when more than this share (0-1) of the lines is rejected; without it, "
+             "only a run with no valid event exits 3 (the output is written either way)",
+    )  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -325,14 +596,16 @@ def build_parser() -> argparse.ArgumentParser:
         description="Medicare call-center compliance monitor "
         "(42 CFR 422.111(h)(1), 423.128(d)(1)).",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--version", action="version", version=version_line())
     parser.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR (env MONITOR_LOG_LEVEL)")
     parser.add_argument(
         "--log-format",
         choices=("json", "console", "auto"),
         help="log rendering (env MONITOR_LOG_FORMAT; auto = console on a terminal, else JSON)",
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    # Subcommands (and theirs) refuse an unknown flag themselves, with their own usage.
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                parser_class=_SubcommandParser)  # fmt: skip
 
     report = sub.add_parser(
         "report",
@@ -357,6 +630,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument(
         "--rejects", metavar="FILE", help="write rejected lines with reasons (JSONL)"
     )
+    _add_max_reject_ratio(report)
     report.set_defaults(handler=cmd_report)
 
     from monitor.pipeline.settings import add_kafka_arguments, add_worker_arguments
@@ -424,6 +698,7 @@ def build_parser() -> argparse.ArgumentParser:
     asterisk.add_argument("--partitions", type=int, default=8,
                           help="partitions when the topic must be created")  # fmt: skip
     asterisk.add_argument("--batch-events", type=int, default=500)
+    _add_max_reject_ratio(asterisk)
     asterisk.set_defaults(handler=cmd_ingest_asterisk)
     for name, kind in (("connect-ctr", "contact trace records (JSON, arrays or Firehose "
                                        "concatenated)"),
@@ -442,6 +717,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_kafka_arguments(connect)
         connect.add_argument("--partitions", type=int, default=8)
         connect.add_argument("--batch-events", type=int, default=500)
+        _add_max_reject_ratio(connect)
         connect.set_defaults(handler=cmd_ingest_connect, connect_kind=name)
 
     worker = sub.add_parser(
@@ -452,6 +728,69 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_worker_arguments(worker)
     worker.set_defaults(handler=cmd_worker)
+
+    import os
+
+    dlq = sub.add_parser(
+        "dlq",
+        help="inspect the dead-letter topic, export refused records, replay fixed ones",
+        description="Dead letters an operator can act on (docs/streaming.md, 'Dead-letter "
+        "tools'). Exit status 0 done, 1 broker unreachable or topic missing, 2 usage, "
+        "3 nothing exported or replayed.",
+    )
+    dlq_actions = dlq.add_subparsers(dest="dlq_action", required=True, metavar="ACTION")
+    inspect = dlq_actions.add_parser(
+        "inspect", help="counts by reason and source, oldest and newest, samples per reason"
+    )
+    export = dlq_actions.add_parser(
+        "export", help="write the refused records (their original bytes) to a JSONL file"
+    )
+    replay = dlq_actions.add_parser(
+        "replay", help="send corrected records from JSONL files to the events topic"
+    )
+    for action in (inspect, export, replay):
+        add_kafka_arguments(action)
+        action.add_argument("--timeout", default=os.environ.get("MONITOR_DLQ_TIMEOUT", "10s"),
+                            help="give up when Kafka does not answer for this long "
+                                 "(MONITOR_DLQ_TIMEOUT, default 10s)")  # fmt: skip
+        action.set_defaults(handler=cmd_dlq)
+    for action in (inspect, export):
+        action.add_argument("--dlq-topic",
+                            default=os.environ.get("MONITOR_DLQ_TOPIC", "callcenter.dlq"),
+                            help="dead-letter topic (MONITOR_DLQ_TOPIC)")  # fmt: skip
+        action.add_argument("--since", metavar="DURATION|TIMESTAMP",
+                            help="only records dead-lettered since then (Kafka record "
+                                 "times): 6h, 30m, 2026-01-05T14:00:00Z, 2026-01-05")  # fmt: skip
+    inspect.add_argument("--samples", type=int, default=3, metavar="N",
+                         help="newest records shown per reason (default %(default)s)")  # fmt: skip
+    inspect.add_argument("--format", choices=("text", "json"), default="text")
+    export.add_argument("--output", required=True, metavar="FILE",
+                        help="JSONL file ('-' is stdout), replaced once written whole")  # fmt: skip
+    export.add_argument("--reason", dest="reasons", action="append", default=[], metavar="R",
+                        help="only records refused for this reason; repeatable")  # fmt: skip
+    export.add_argument("--with-reasons", action="store_true",
+                        help="write whole dead-letter records, not the original bytes")  # fmt: skip
+    replay.add_argument("--input", dest="inputs", action="append", required=True,
+                        metavar="FILE", help="JSONL records; repeatable; '-' is stdin")  # fmt: skip
+    replay.add_argument("--batch-events", type=int, default=500,
+                        help="events per Kafka message (1: one event per message)")  # fmt: skip
+
+    top = sub.add_parser(
+        "top",
+        help="a live terminal view of a worker's figures and firing alerts, worst first",
+        description="One row per contract and line: last hour and today's average hold, "
+        "within-30-s ratio and disconnect rate, the live queue, an open outage and the firing "
+        "alerts; redrawn in place on a terminal, one plain table otherwise.",
+    )
+    top.add_argument("--url", default="http://127.0.0.1:6066/metrics",
+                     help="the worker's /metrics (default %(default)s)")  # fmt: skip
+    top.add_argument("--alertmanager", metavar="URL",
+                     help="Alertmanager's base URL: the firing alerts of each line")  # fmt: skip
+    top.add_argument("--interval", type=float, default=2.0, metavar="SECONDS",
+                     help="seconds between refreshes (default %(default)s)")  # fmt: skip
+    top.add_argument("--once", action="store_true",
+                     help="print one table and exit (1 when a URL cannot be read)")  # fmt: skip
+    top.set_defaults(handler=cmd_top)
     return parser
 
 
@@ -465,10 +804,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         result: int = args.handler(args)
     except CliError as exc:
-        print(f"monitor {args.command}: error: {exc}", file=sys.stderr)
+        command = " ".join(filter(None, (args.command, getattr(args, "source", None))))
+        print(f"monitor {command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        # Kafka being away or refusing us is an expected condition: one line, not a traceback.
+        from aiokafka.errors import KafkaError
+
+        if not isinstance(exc, KafkaError):
+            raise
+        command = " ".join(filter(None, (args.command, getattr(args, "source", None))))
+        print(f"monitor {command}: error: Kafka at {getattr(args, 'bootstrap_servers', '?')}: "
+              f"{exc}", file=sys.stderr)  # fmt: skip
+        return EXIT_FAILURE
     return result
 
 

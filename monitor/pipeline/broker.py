@@ -34,7 +34,9 @@ _CONNECTION_NOISE = re.compile(
     r" failed|session expired)|Error sending \w+Request|Marking the coordinator dead"
     r"|NodeNotReadyError|KafkaConnectionError|Connection at .* closed|Got error produce response"
     r"|OffsetCommit failed|Failed to (commit|send)|coordinator .* dead|Coordinator dead"
-    r"|LeaveGroup request failed|GroupCoordinatorNotAvailable",
+    r"|LeaveGroup request failed|GroupCoordinatorNotAvailable"
+    # Faust's producer backpressure, every 100 ms while the broker is slow or away.
+    r"|producer buffer full",
 )
 _NOISY_LOGGERS = ("aiokafka", "faust.transport", "faust.tables", "faust.sensors", "mode")
 

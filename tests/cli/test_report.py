@@ -13,6 +13,8 @@ Behaviour of the code documented here (the spec leaves it open):
   count for numbering, but are never rejected or counted as events).
 * Usage-type errors (missing input, bad registry, unwritable output) exit 2 with one line
   ``monitor report: error: ...`` on stderr.
+* No valid event at all (an empty file included) exits 3 (issue 11, section 5), the document
+  still written; tests/cli/test_exit_statuses.py has the rest of the exit statuses.
 """
 
 from __future__ import annotations
@@ -105,10 +107,10 @@ def run(argv: Sequence[str], capsysbinary: pytest.CaptureFixture[bytes]) -> tupl
 
 
 def report_json(
-    capsysbinary: pytest.CaptureFixture[bytes], *args: str
+    capsysbinary: pytest.CaptureFixture[bytes], *args: str, expect: int = 0
 ) -> tuple[dict[str, Any], str]:
     status, out, err = run(["report", *args], capsysbinary)
-    assert status == 0, err
+    assert status == expect, err
     document = json.loads(out)  # the whole of stdout is exactly one JSON document
     assert_document_shape(document)
     return document, err
@@ -388,8 +390,10 @@ def test_empty_input_gives_an_empty_document(
 ) -> None:
     empty = tmp_path / "empty.jsonl"
     empty.write_bytes(b"")
-    document, _ = report_json(capsysbinary, "--input", str(empty))
+    # Nothing valid: exit status 3, but the (empty) document is still written.
+    document, err = report_json(capsysbinary, "--input", str(empty), expect=3)
     assert document == {"rows": [], "rejected_events": 0, "duplicate_events": 0, **NO_OUTAGES}
+    assert "monitor report: no valid event in 1 input" in err
 
 
 def test_arrival_order_of_lines_does_not_matter(
@@ -473,7 +477,7 @@ def test_csv_of_empty_input_is_the_header_alone(
     empty = tmp_path / "empty.jsonl"
     empty.write_bytes(b"\n\n")
     status, out, _ = run(["report", "--input", str(empty), "--format", "csv"], capsysbinary)
-    assert status == 0
+    assert status == 3  # nothing valid; the header is still written
     assert out.decode("utf-8") == ",".join(ROW_KEYS) + "\n"
 
 
@@ -584,11 +588,11 @@ def test_rejected_events_do_not_make_the_exit_status_non_zero(
     tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]
 ) -> None:
     path = tmp_path / "junk.jsonl"
-    path.write_bytes(b"garbage\n[]\n42\n\xff\n")
+    path.write_bytes(jsonl([received("ok", "c1")]) + b"garbage\n[]\n42\n\xff\n")
     status, out, err = run(["report", "--input", str(path)], capsysbinary)
-    assert status == 0, err
+    assert status == 0, err  # without --max-reject-ratio one valid event is enough
     assert json.loads(out) == {
-        "rows": [],
+        "rows": [simple_row()],
         "rejected_events": 4,
         "duplicate_events": 0,
         **NO_OUTAGES,
@@ -871,7 +875,7 @@ def test_missing_input_file_exits_2_with_a_clear_message(
     )
     assert status == 2
     assert out == b""
-    assert err.strip() == f"monitor report: error: input file not found: {missing}"
+    assert err.strip() == f"monitor report: error: --input {missing}: no such file"
     assert not output.exists()
 
 
@@ -881,7 +885,7 @@ def test_directory_as_input_is_an_error(
     status, out, err = run(["report", "--input", str(tmp_path)], capsysbinary)
     assert status == 2
     assert out == b""
-    assert "monitor report: error:" in err
+    assert err.strip() == f"monitor report: error: --input {tmp_path}: is a directory, not a file"
     assert "Traceback" not in err
 
 
@@ -1042,7 +1046,7 @@ def test_console_script_missing_input(console_script: Path, tmp_path: Path) -> N
     )
     assert done.returncode == 2
     assert done.stdout == b""
-    assert done.stderr.decode().strip() == f"monitor report: error: input file not found: {missing}"
+    assert done.stderr.decode().strip() == f"monitor report: error: --input {missing}: no such file"
 
 
 # --------------------------------------------------------------------------- simulate -> report

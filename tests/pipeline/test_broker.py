@@ -106,6 +106,7 @@ def test_the_filter_drops_the_clients_connection_records_and_counts_them() -> No
             logging.WARNING,
             "Marking the coordinator dead (node 1)for group g.",
         ),
+        record("faust.transport.producer", logging.WARNING, "producer buffer full size 128"),
     ]
     kept = [
         record("aiokafka.consumer.group_coordinator", logging.INFO, "(Re-)joining group g"),
