@@ -70,14 +70,15 @@ async def probe(bootstrap_servers: str, security: KafkaSecurity, timeout_s: floa
             last = f"{host}:{port}: no answer within {timeout_s:g} s"
             continue
         except Exception as exc:
-            last = f"{host}:{port}: {_describe(exc)}"
+            last = f"{host}:{port}: {describe_error(exc)}"
             continue
         conn.close()
         return
     raise BrokerUnreachableError(last)
 
 
-def _describe(exc: BaseException) -> str:
+def describe_error(exc: BaseException) -> str:
+    """An exception as one line that names its type once."""
     text = str(exc).strip() or type(exc).__name__
     return text if type(exc).__name__ in text else f"{type(exc).__name__}: {text}"
 

@@ -36,7 +36,7 @@ from monitor.engine.validation import RejectReason
 from monitor.jsonl import iter_lines, open_input
 from monitor.logs import get_logger
 from monitor.pipeline import dlq
-from monitor.pipeline.broker import BrokerUnreachableError, probe
+from monitor.pipeline.broker import BrokerUnreachableError, describe_error, probe
 from monitor.pipeline.producer import publish, records_from_lines
 from monitor.pipeline.settings import KafkaSecurity, parse_duration_ms
 
@@ -473,9 +473,17 @@ class Connection:
         }
 
 
-def _describe(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+@contextlib.contextmanager
+def _kafka_failures(conn: Connection, timed_out: str) -> Iterator[None]:
+    """A timeout or a client error of the block as one :class:`DlqError` line."""
+    try:
+        yield
+    except TimeoutError:
+        raise DlqError(
+            f"{timed_out} from Kafka at {conn.bootstrap_servers} within {conn.timeout_s:g} s"
+        ) from None
+    except (KafkaError, OSError) as exc:
+        raise DlqError(f"Kafka at {conn.bootstrap_servers}: {describe_error(exc)}") from None
 
 
 async def _reach(conn: Connection) -> None:
@@ -492,15 +500,10 @@ async def topic_partitions(conn: Connection, topic: str) -> list[int]:
     await _reach(conn)
     admin = AIOKafkaAdminClient(**conn.kwargs())
     try:
-        async with asyncio.timeout(conn.timeout_s):
-            await admin.start()
-            topics = await admin.describe_topics()
-    except TimeoutError:
-        raise DlqError(
-            f"no metadata from Kafka at {conn.bootstrap_servers} within {conn.timeout_s:g} s"
-        ) from None
-    except (KafkaError, OSError) as exc:
-        raise DlqError(f"Kafka at {conn.bootstrap_servers}: {_describe(exc)}") from None
+        with _kafka_failures(conn, "no metadata"):
+            async with asyncio.timeout(conn.timeout_s):
+                await admin.start()
+                topics = await admin.describe_topics()
     finally:
         await admin.close()
     for entry in topics:
@@ -519,60 +522,55 @@ async def scan(
     )
     loop = asyncio.get_running_loop()
     try:
-        async with asyncio.timeout(conn.timeout_s):
-            await consumer.start()
-            tps = [TopicPartition(topic, p) for p in partitions]
-            ends = await consumer.end_offsets(tps)
-            if since_ms is None:
-                starts = await consumer.beginning_offsets(tps)
-            else:
-                # The first record at or after the time; None: no record that recent.
-                found = await consumer.offsets_for_times(dict.fromkeys(tps, since_ms))
-                starts = {tp: ends[tp] if found[tp] is None else found[tp].offset for tp in tps}
-        ranges = [PartitionRange(tp.partition, starts[tp], ends[tp]) for tp in tps]
-        todo = {tp: ends[tp] for tp in tps if starts[tp] < ends[tp]}
-        if todo:
-            consumer.assign(list(todo))
-            for tp in todo:
-                consumer.seek(tp, starts[tp])
-        progress_at = loop.time()
-        while todo:
-            batch = await consumer.getmany(*todo, timeout_ms=_POLL_MS)
-            for tp, records in batch.items():
-                end = todo.get(tp)
-                if end is None:
-                    continue
-                for record in records:
-                    if record.offset >= end:
-                        break
-                    on_letter(
-                        parse_dead_letter(
-                            record.value,
-                            timestamp_ms=record.timestamp,
-                            partition=tp.partition,
-                            offset=record.offset,
+        with _kafka_failures(conn, "no answer"):
+            async with asyncio.timeout(conn.timeout_s):
+                await consumer.start()
+                tps = [TopicPartition(topic, p) for p in partitions]
+                ends = await consumer.end_offsets(tps)
+                if since_ms is None:
+                    starts = await consumer.beginning_offsets(tps)
+                else:
+                    # The first record at or after the time; None: no record that recent.
+                    found = await consumer.offsets_for_times(dict.fromkeys(tps, since_ms))
+                    starts = {tp: ends[tp] if found[tp] is None else found[tp].offset for tp in tps}
+            ranges = [PartitionRange(tp.partition, starts[tp], ends[tp]) for tp in tps]
+            todo = {tp: ends[tp] for tp in tps if starts[tp] < ends[tp]}
+            if todo:
+                consumer.assign(list(todo))
+                for tp in todo:
+                    consumer.seek(tp, starts[tp])
+            progress_at = loop.time()
+            while todo:
+                batch = await consumer.getmany(*todo, timeout_ms=_POLL_MS)
+                for tp, records in batch.items():
+                    end = todo.get(tp)
+                    if end is None:
+                        continue
+                    for record in records:
+                        if record.offset >= end:
+                            break
+                        on_letter(
+                            parse_dead_letter(
+                                record.value,
+                                timestamp_ms=record.timestamp,
+                                partition=tp.partition,
+                                offset=record.offset,
+                            )
                         )
+                    if records:
+                        progress_at = loop.time()
+                for tp in list(todo):
+                    # The position, not the last offset seen: offsets can have gaps.
+                    async with asyncio.timeout(conn.timeout_s):
+                        if await consumer.position(tp) >= todo[tp]:
+                            del todo[tp]
+                            consumer.pause(tp)
+                if todo and loop.time() - progress_at > conn.timeout_s:
+                    raise DlqError(
+                        f"Kafka at {conn.bootstrap_servers} sent nothing for {conn.timeout_s:g} s "
+                        f"while reading {topic}"
                     )
-                if records:
-                    progress_at = loop.time()
-            for tp in list(todo):
-                # The position, not the last offset seen: offsets can have gaps.
-                async with asyncio.timeout(conn.timeout_s):
-                    if await consumer.position(tp) >= todo[tp]:
-                        del todo[tp]
-                        consumer.pause(tp)
-            if todo and loop.time() - progress_at > conn.timeout_s:
-                raise DlqError(
-                    f"Kafka at {conn.bootstrap_servers} sent nothing for {conn.timeout_s:g} s "
-                    f"while reading {topic}"
-                )
-        return ranges
-    except TimeoutError:
-        raise DlqError(
-            f"no answer from Kafka at {conn.bootstrap_servers} within {conn.timeout_s:g} s"
-        ) from None
-    except (KafkaError, OSError) as exc:
-        raise DlqError(f"Kafka at {conn.bootstrap_servers}: {_describe(exc)}") from None
+            return ranges
     finally:
         await consumer.stop()
 
@@ -623,7 +621,7 @@ async def replay(
                     batch_events=batch_events,
                 )
     except KafkaError as exc:
-        raise DlqError(f"Kafka at {conn.bootstrap_servers}: {_describe(exc)}") from None
+        raise DlqError(f"Kafka at {conn.bootstrap_servers}: {describe_error(exc)}") from None
     log.info("dlq_replay_done", topic=events_topic, inputs=len(inputs), records=sent)
     return sent
 
