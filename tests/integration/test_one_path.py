@@ -8,7 +8,6 @@ import asyncio
 import base64
 import json
 from collections import Counter
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +15,12 @@ import orjson
 import pytest
 
 from monitor.engine import ContractRegistry
-from monitor.pipeline.partitioning import contract_partition
 from tests.integration.services import Kafka, WorkerProcess, run_monitor, scrape, wait_for
-from tests.integration.test_worker_day import COUNTER_FIELDS, TODAY_FIELDS, read_topic
+from tests.integration.test_worker_day import (
+    assert_counters_equal_report,
+    assert_today_equals_report,
+    read_topic,
+)
 from tests.pipeline.test_one_path import BLANK, CONTRACTS, HOSTILE, ODD_VALID, FileBuilder
 
 pytestmark = pytest.mark.integration
@@ -126,40 +128,9 @@ def test_a_hostile_file_through_kafka_gives_the_reports_figures_and_rejections(
     assert metrics["callcenter_events_duplicate_total"][()] == report["duplicate_events"]
     assert metrics["callcenter_events_repartitioned_total"][()] == 0  # all keyed by contract
 
-    # Counters: every (contract, line) equals the report summed over its dates.
-    expected: dict[tuple[str, str], Counter[str]] = {}
-    for row in report["rows"]:
-        totals = expected.setdefault((row["contract_id"], row["line"]), Counter())
-        for name in COUNTER_FIELDS.values():
-            totals[name] += row[name]
-    assert len(expected) == 2 * len(CONTRACTS)
-    for metric, name in COUNTER_FIELDS.items():
-        actual = {(dict(k)["contract"], dict(k)["line"]): v for k, v in metrics[metric].items()}
-        assert actual == {key: totals[name] for key, totals in expected.items()}, metric
-
-    # Today's gauges: the report's row for each contract's local date at its watermark.
-    registry = ContractRegistry()
-    rows = {(r["contract_id"], r["line"], r["date"]): r for r in report["rows"]}
-    checked = 0
-    for labels in metrics["callcenter_window_calls_received"]:
-        label = dict(labels)
-        if label["window"] != "today":
-            continue
-        partition = contract_partition(label["contract"], PARTITIONS)
-        watermark = metrics["callcenter_watermark_timestamp_seconds"][
-            (("partition", str(partition)),)
-        ]
-        date = datetime.fromtimestamp(watermark, tz=UTC).astimezone(
-            registry.zone(label["contract"])
-        )
-        row = rows[(label["contract"], label["line"], date.date().isoformat())]
-        for metric, name in TODAY_FIELDS.items():
-            got = metrics[metric].get(labels)
-            if row[name] is None:
-                assert got is None, (metric, labels)
-            else:
-                assert got == pytest.approx(row[name], rel=1e-12), (metric, labels)
-        checked += 1
+    assert_counters_equal_report(metrics, report)
+    assert len({(r["contract_id"], r["line"]) for r in report["rows"]}) == 2 * len(CONTRACTS)
+    checked = assert_today_equals_report(metrics, report, ContractRegistry(), PARTITIONS)
     assert checked == 2 * len(CONTRACTS)
 
     # The dead-letter topic: one record per published rejected line, with its original bytes,

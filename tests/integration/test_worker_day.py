@@ -7,6 +7,7 @@ import json
 from collections import defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -95,24 +96,40 @@ def test_simulated_day_through_kafka_equals_report(kafka: Kafka, tmp_path: Path)
     finally:
         worker.stop()
 
-    # Counters: every (contract, line) equals the report summed over its dates.
-    expected_totals: dict[tuple[str, str], dict[str, float]] = defaultdict(
-        lambda: defaultdict(float)
+    assert_counters_equal_report(metrics, report)
+    assert (
+        assert_today_equals_report(metrics, report, ContractRegistry.from_csv(CONTRACTS), 4) >= 10
     )
+
+    # The DLQ holds every rejected record, with its reason.
+    dead = asyncio.run(read_topic(kafka.bootstrap, "it-day.dlq", report["rejected_events"]))
+    assert len(dead) == report["rejected_events"]
+    reasons = {orjson.loads(v)["reason"] for v in dead}
+    assert reasons <= {"invalid_utf8", "invalid_json", "not_object", "missing_field",
+                       "invalid_field"}  # fmt: skip
+    assert all("raw" in orjson.loads(v) or "raw_base64" in orjson.loads(v) for v in dead)
+
+
+def assert_counters_equal_report(metrics: Any, report: dict[str, Any]) -> None:
+    """Every (contract, line) counter equals the report's rows summed over their dates."""
+    expected: dict[tuple[str, str], dict[str, float]] = defaultdict(lambda: defaultdict(float))
     for row in report["rows"]:
         for field in COUNTER_FIELDS.values():
-            expected_totals[(row["contract_id"], row["line"])][field] += row[field]
+            expected[(row["contract_id"], row["line"])][field] += row[field]
     for name, field in COUNTER_FIELDS.items():
         actual = {
             (dict(labels)["contract"], dict(labels)["line"]): value
             for labels, value in metrics[name].items()
         }
-        assert actual == {k: v[field] for k, v in expected_totals.items()}, name
+        assert actual == {k: v[field] for k, v in expected.items()}, name
 
-    # Today's gauges: the report row of each contract's local date at its partition watermark.
-    registry = ContractRegistry.from_csv(CONTRACTS)
+
+def assert_today_equals_report(
+    metrics: Any, report: dict[str, Any], registry: ContractRegistry, partitions: int
+) -> int:
+    """Today's gauges equal the report's row of each contract's local date at its partition's
+    watermark; returns how many (contract, line) series were compared."""
     watermarks = metrics["callcenter_watermark_timestamp_seconds"]
-    assert len(watermarks) == 4
     rows = {(r["contract_id"], r["line"], r["date"]): r for r in report["rows"]}
     checked = 0
     for labels in metrics["callcenter_window_calls_received"]:
@@ -120,7 +137,7 @@ def test_simulated_day_through_kafka_equals_report(kafka: Kafka, tmp_path: Path)
         if label["window"] != "today":
             continue
         contract, line = label["contract"], label["line"]
-        watermark = watermarks[(("partition", str(contract_partition(contract, 4))),)]
+        watermark = watermarks[(("partition", str(contract_partition(contract, partitions))),)]
         date = datetime.fromtimestamp(watermark, tz=UTC).astimezone(registry.zone(contract)).date()
         row = rows.get((contract, line, date.isoformat()))
         if row is None:
@@ -132,12 +149,4 @@ def test_simulated_day_through_kafka_equals_report(kafka: Kafka, tmp_path: Path)
             else:
                 assert got == pytest.approx(row[field], rel=1e-12), (name, labels)
         checked += 1
-    assert checked >= 10
-
-    # The DLQ holds every rejected record, with its reason.
-    dead = asyncio.run(read_topic(kafka.bootstrap, "it-day.dlq", report["rejected_events"]))
-    assert len(dead) == report["rejected_events"]
-    reasons = {orjson.loads(v)["reason"] for v in dead}
-    assert reasons <= {"invalid_utf8", "invalid_json", "not_object", "missing_field",
-                       "invalid_field"}  # fmt: skip
-    assert all("raw" in orjson.loads(v) or "raw_base64" in orjson.loads(v) for v in dead)
+    return checked
