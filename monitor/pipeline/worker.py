@@ -205,6 +205,27 @@ class _QuietMonitor(Monitor):
         pass
 
 
+class _AcknowledgedTable(faust.Table[bytes, bytes]):
+    """Faust's table, remembering its changelog writes until the broker has acknowledged them.
+
+    Faust commits an offset once its producer buffer is flushed, not once the changelog writes
+    of the events before it are acknowledged. A write the broker refused for a while (a newly
+    created changelog partition without a leader yet) is still being retried when the offset
+    past it is committed; if the broker then goes away and the worker stops, the write is lost
+    and the restarted worker skips its events. So each batch waits for its own writes before
+    its events are acknowledged (see ``Worker.handle_batch``).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.unacknowledged: list[asyncio.Future[Any]] = []
+
+    def send_changelog(self, *args: Any, **kwargs: Any) -> Any:
+        future = super().send_changelog(*args, **kwargs)
+        self.unacknowledged.append(future)
+        return future
+
+
 class Worker:
     """A faust app wired to the engine. One process, any number of partitions."""
 
@@ -268,6 +289,7 @@ class Worker:
             web_port=s.web_port,
             web_host=s.web_host,
             Monitor=_QuietMonitor,
+            Table=_AcknowledgedTable,
             value_serializer="raw",
             key_serializer="raw",
         )
@@ -488,9 +510,19 @@ class Worker:
         for key, value in dead:
             await self.dlq_topic.send(key=key, value=value)
         self.health.dead_lettered += len(dead)
+        await self._state_written()
         self._gc.after_batch()
         # Give the producer a turn so table writes drain between batches.
         await asyncio.sleep(0)
+
+    async def _state_written(self) -> None:
+        """Wait until the broker has acknowledged the batch's state writes: only then may its
+        events be acknowledged, and so their offsets committed."""
+        table: Any = self.table
+        writes: list[asyncio.Future[Any]] = table.unacknowledged
+        if writes:
+            table.unacknowledged = []
+            await asyncio.gather(*writes)
 
     def _dead(
         self,
