@@ -32,6 +32,8 @@ from typing import Any
 
 import faust
 from faust.sensors.monitor import Monitor
+from mode.utils.objects import cached_property
+from mode.utils.queues import FlowControlEvent
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from monitor.engine import ContractRegistry, Rejection
@@ -205,6 +207,33 @@ class _QuietMonitor(Monitor):
         pass
 
 
+class _FlowControl(FlowControlEvent):
+    """Faust's flow control, without discarding the events of the current assignment.
+
+    mode's ``FlowControlEvent.resume()`` also empties every stream queue, meant for what was
+    fetched before a rebalance suspended the flow. But Faust resumes the flow more than once
+    per assignment: the table recovery resumes it, and when it completes it resumes the
+    stream partitions, seeks them to the committed offsets and resumes the flow again. The
+    events fetched in between are already past the consumer's read offset, so clearing the
+    queue then drops them for good: never processed, never re-read (a restarted worker's
+    figures missed those events). So a resume while the flow is already on keeps the queues;
+    a resume after a suspension clears them as before.
+    """
+
+    def resume(self) -> None:
+        if self.is_active():
+            return
+        super().resume()
+
+
+class _App(faust.App):
+    """Faust's app with :class:`_FlowControl`."""
+
+    @cached_property
+    def flow_control(self) -> FlowControlEvent:
+        return _FlowControl(loop=self.loop)
+
+
 class _AcknowledgedTable(faust.Table[bytes, bytes]):
     """Faust's table, remembering its changelog writes until the broker has acknowledged them.
 
@@ -268,7 +297,7 @@ class Worker:
                 )
             else:
                 credentials = faust.SSLCredentials(cafile=s.security.ssl_cafile)
-        app = faust.App(
+        app = _App(
             s.app_id,
             broker=s.broker_urls,
             broker_credentials=credentials,
