@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install tools lint typecheck unit test bench run clean dashboards
+.PHONY: help install tools lint typecheck unit test bench run clean dashboards docs
 
 help:
 	@echo "make run    - the monitor on a local simulated feed (see README)"
@@ -23,9 +23,10 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# Prometheus, Alertmanager, promtool, amtool (Debian packages) for the rule and board tests.
+# Every tool the tests use beyond the venv: each deploy/*/ensure-tools.sh installs or builds
+# its own (Debian packages, Go-built binaries cached outside the repository), idempotently.
 tools:
-	bash deploy/prometheus/ensure-tools.sh
+	set -e; for script in deploy/*/ensure-tools.sh; do bash "$$script"; done
 
 lint: $(STAMP)
 	$(BIN)/ruff check monitor tests scripts grafana
@@ -47,8 +48,13 @@ bench: $(STAMP)
 dashboards: $(STAMP)
 	$(BIN)/python grafana/dashboards.py
 
+# The settings table is code too: regenerate docs/settings.md after editing the settings models.
+docs: $(STAMP)
+	$(BIN)/python -c 'from monitor.pipeline.settings_flags import settings_document as d; open("docs/settings.md", "w").write(d())'
+
 # The local Prometheus and Alertmanager are the Debian packages `tools` installs.
-run: $(STAMP) tools
+run: $(STAMP)
+	bash deploy/prometheus/ensure-tools.sh
 	bash scripts/run-local.sh
 
 clean:

@@ -11,7 +11,6 @@ from typing import IO, Any
 
 from monitor.engine import ContractRegistry, RegistryError
 from monitor.engine.hours import HoursError, OperatingHours
-from monitor.engine.outages import parse_outage_rules
 from monitor.exit_codes import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
@@ -116,11 +115,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     log = get_logger("monitor.report")
     _check_inputs(args.inputs)
-    registry = _load_registry(args.contracts, args.hours)
-    try:
-        rules = parse_outage_rules(args.outage_rules)
-    except ValueError as exc:
-        raise CliError(str(exc)) from None
+    settings = args.settings
+    registry = _load_registry(settings.contracts, settings.hours)
+    rules = settings.outage_rules
     rejects_stream = _open_output(args.rejects) if args.rejects else None
     try:
         on_reject = RejectsWriter(rejects_stream) if rejects_stream else None
@@ -195,28 +192,25 @@ def _simulate_to_kafka(args: argparse.Namespace, config: Any) -> int:
     import asyncio
 
     from monitor.pipeline.producer import publish
-    from monitor.pipeline.settings import security_from_args
     from monitor.pipeline.topics import ensure_topics
     from monitor.simulator.generator import damaged_records
 
-    try:
-        security = security_from_args(args)
-    except ValueError as exc:
-        raise CliError(str(exc)) from None
+    settings = args.settings
 
     async def go() -> int:
-        await ensure_topics(args.bootstrap_servers, {args.events_topic: args.partitions}, security)
+        topics = {settings.events_topic: settings.partitions}
+        await ensure_topics(settings.bootstrap_servers, topics, settings.security)
         return await publish(
             damaged_records(config),
-            bootstrap_servers=args.bootstrap_servers,
-            topic=args.events_topic,
-            security=security,
+            bootstrap_servers=settings.bootstrap_servers,
+            topic=settings.events_topic,
+            security=settings.security,
             batch_events=args.batch_events,
             speed=args.speed,
         )
 
     sent = asyncio.run(go())
-    get_logger("monitor.simulate").info("simulate_done", events=sent, topic=args.events_topic)
+    get_logger("monitor.simulate").info("simulate_done", events=sent, topic=settings.events_topic)
     return EXIT_OK
 
 
@@ -225,31 +219,29 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
     from monitor.jsonl import iter_lines, open_input
     from monitor.pipeline.producer import publish, records_from_lines
-    from monitor.pipeline.settings import security_from_args
     from monitor.pipeline.topics import ensure_topics
 
     _check_inputs(args.inputs)
-    try:
-        security = security_from_args(args)
-    except ValueError as exc:
-        raise CliError(str(exc)) from None
+    settings = args.settings
+    security = settings.security
 
     async def go() -> int:
-        await ensure_topics(args.bootstrap_servers, {args.events_topic: args.partitions}, security)
+        topics = {settings.events_topic: settings.partitions}
+        await ensure_topics(settings.bootstrap_servers, topics, security)
         total = 0
         for name in args.inputs:
             with open_input(name) as handle:
                 total += await publish(
                     records_from_lines(iter_lines(handle)),
-                    bootstrap_servers=args.bootstrap_servers,
-                    topic=args.events_topic,
+                    bootstrap_servers=settings.bootstrap_servers,
+                    topic=settings.events_topic,
                     security=security,
                     batch_events=args.batch_events,
                 )
         return total
 
     sent = asyncio.run(go())
-    get_logger("monitor.publish").info("publish_done", records=sent, topic=args.events_topic)
+    get_logger("monitor.publish").info("publish_done", records=sent, topic=settings.events_topic)
     return EXIT_OK
 
 
@@ -259,31 +251,19 @@ def cmd_worker(args: argparse.Namespace) -> int:
     import mode.loop
 
     from monitor.pipeline.broker import BrokerUnreachableError, wait_until_reachable
-    from monitor.pipeline.settings import worker_settings_from_args
     from monitor.pipeline.topics import ensure_topics
     from monitor.pipeline.worker import Worker
 
-    try:
-        settings = worker_settings_from_args(args)
-    except ValueError as exc:
-        raise CliError(str(exc)) from None
+    settings = args.settings
     # Faust's supported way to pick the event loop; it must happen before any loop exists.
     mode.loop.use(settings.event_loop)
-    registry = _load_registry(settings.contracts_file, settings.hours_file)
+    registry = _load_registry(settings.contracts, settings.hours)
 
     async def prepare() -> None:
         await wait_until_reachable(settings.bootstrap_servers, settings.security,
-                                   settings.connect_timeout_ms / 1000)  # fmt: skip
-        await ensure_topics(
-            settings.bootstrap_servers,
-            {
-                settings.events_topic: settings.partitions,
-                settings.repartition_topic: settings.partitions,
-                settings.dlq_topic: settings.partitions,
-                settings.outages_topic: settings.partitions,
-            },
-            settings.security,
-        )
+                                   settings.connect_timeout / 1000)  # fmt: skip
+        await ensure_topics(settings.bootstrap_servers, settings.topic_partitions,
+                            settings.security)  # fmt: skip
 
     try:
         asyncio.run(prepare())
@@ -333,16 +313,15 @@ def cmd_dlq(args: argparse.Namespace) -> int:
 
 def _dlq_connection(args: argparse.Namespace) -> Any:
     from monitor.pipeline.dlq_tools import Connection
-    from monitor.pipeline.settings import parse_duration_ms, security_from_args
+    from monitor.pipeline.settings import parse_duration_ms
 
     try:
         timeout_ms = parse_duration_ms(args.timeout)
-        security = security_from_args(args)
     except ValueError as exc:
         raise CliError(str(exc)) from None
     if timeout_ms <= 0:
         raise CliError("--timeout must be positive")
-    return Connection(args.bootstrap_servers, security, timeout_ms / 1000)
+    return Connection(args.settings.bootstrap_servers, args.settings.security, timeout_ms / 1000)
 
 
 def _dlq_since(args: argparse.Namespace) -> int | None:
@@ -419,9 +398,10 @@ def _dlq_replay(args: argparse.Namespace) -> int:
 
     _check_inputs(args.inputs)
     conn = _dlq_connection(args)
-    sent = asyncio.run(dlq_tools.replay(conn, args.inputs, args.events_topic,
+    sent = asyncio.run(dlq_tools.replay(conn, args.inputs, args.settings.events_topic,
                                         batch_events=args.batch_events))  # fmt: skip
-    sys.stderr.write(orjson.dumps({"sent": sent, "topic": args.events_topic}).decode() + "\n")
+    sys.stderr.write(orjson.dumps({"sent": sent, "topic": args.settings.events_topic}).decode()
+                     + "\n")  # fmt: skip
     if sent == 0:
         print("monitor dlq replay: no record to send in the input", file=sys.stderr)
         return EXIT_NO_VALID_DATA
@@ -432,7 +412,6 @@ def cmd_ingest_asterisk(args: argparse.Namespace) -> int:
     from monitor.adapters.asterisk import AsteriskConverter, parse_actions, zone_or_none
     from monitor.adapters.ingest import KafkaTarget, deliver, events_of, follow, read_items
     from monitor.adapters.queue_map import QueueMapError, load_queue_map
-    from monitor.pipeline.settings import security_from_args
 
     _check_inputs(args.inputs)
     if args.follow and len(args.inputs) != 1:
@@ -441,7 +420,6 @@ def cmd_ingest_asterisk(args: argparse.Namespace) -> int:
         queues = load_queue_map(args.queues)
         actions = parse_actions(args.mappings)
         zone = zone_or_none(args.timezone)
-        security = security_from_args(args)
     except (QueueMapError, ValueError) as exc:
         raise CliError(str(exc)) from None
     converter = AsteriskConverter(queues, actions)
@@ -460,7 +438,7 @@ def cmd_ingest_asterisk(args: argparse.Namespace) -> int:
                 raise CliError(f"{name}: {exc}") from None
         return sent
 
-    return _run_ingest(args, security, produce, "asterisk", converter.stats.as_dict)
+    return _run_ingest(args, produce, "asterisk", converter.stats.as_dict)
 
 
 def cmd_ingest_connect(args: argparse.Namespace) -> int:
@@ -468,12 +446,10 @@ def cmd_ingest_connect(args: argparse.Namespace) -> int:
     from monitor.adapters.ingest import KafkaTarget, deliver
     from monitor.adapters.queue_map import QueueMapError, load_queue_map
     from monitor.jsonl import open_input
-    from monitor.pipeline.settings import security_from_args
 
     _check_inputs(args.inputs)
     try:
         queues = load_queue_map(args.queues) if args.queues else {}
-        security = security_from_args(args)
     except (QueueMapError, ValueError) as exc:
         raise CliError(str(exc)) from None
     converter = ConnectConverter(queues, args.contract_attribute, args.line_attribute)
@@ -493,12 +469,11 @@ def cmd_ingest_connect(args: argparse.Namespace) -> int:
         return {**converter.stats.as_dict(),
                 "disconnect_reasons": dict(sorted(converter.reasons.items()))}  # fmt: skip
 
-    return _run_ingest(args, security, produce, args.connect_kind, summary)
+    return _run_ingest(args, produce, args.connect_kind, summary)
 
 
 def _run_ingest(
     args: argparse.Namespace,
-    security: Any,
     produce: Callable[[IO[bytes] | None, Any], Awaitable[int]],
     source: str,
     summary: Callable[[], dict[str, Any]],
@@ -513,12 +488,15 @@ def _run_ingest(
 
     kafka = None
     if args.sink == "kafka":
-        kafka = KafkaTarget(args.bootstrap_servers, args.events_topic, security, args.batch_events)
+        settings = args.settings
+        kafka = KafkaTarget(settings.bootstrap_servers, settings.events_topic, settings.security,
+                            args.batch_events)  # fmt: skip
     out = None if kafka is not None else _open_output(args.output)
 
     async def go() -> int:
         if kafka is not None:
-            await ensure_topics(kafka.bootstrap_servers, {kafka.topic: args.partitions}, security)
+            await ensure_topics(kafka.bootstrap_servers, {kafka.topic: args.settings.partitions},
+                                kafka.security)  # fmt: skip
         return await produce(out, kafka)
 
     try:
@@ -591,6 +569,14 @@ def _add_max_reject_ratio(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from monitor.pipeline.settings import (
+        KafkaSettings,
+        OutageSettings,
+        ProducerSettings,
+        WorkerSettings,
+    )
+    from monitor.pipeline.settings_flags import add_arguments
+
     parser = argparse.ArgumentParser(
         prog="monitor",
         description="Medicare call-center compliance monitor "
@@ -621,10 +607,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="JSONL events; repeatable; '-' is stdin; '.gz' is decompressed",
     )
-    report.add_argument("--contracts", metavar="FILE", help="contract registry CSV")
-    from monitor.pipeline.settings import add_outage_arguments
-
-    add_outage_arguments(report)
+    add_arguments(report, OutageSettings)
     report.add_argument("--format", choices=("json", "csv"), default="json")
     report.add_argument("--output", metavar="FILE", help="write here instead of stdout")
     report.add_argument(
@@ -633,7 +616,6 @@ def build_parser() -> argparse.ArgumentParser:
     _add_max_reject_ratio(report)
     report.set_defaults(handler=cmd_report)
 
-    from monitor.pipeline.settings import add_kafka_arguments, add_worker_arguments
     from monitor.simulator import add_simulate_arguments
 
     simulate = sub.add_parser(
@@ -645,9 +627,7 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--sink", choices=("file", "kafka"), default="file",
                           help="write JSONL (--output) or publish to Kafka")  # fmt: skip
     simulate.add_argument("--output", metavar="FILE", help="JSONL file (default stdout)")
-    add_kafka_arguments(simulate)
-    simulate.add_argument("--partitions", type=int, default=8,
-                          help="partitions when the topic must be created")  # fmt: skip
+    add_arguments(simulate, ProducerSettings)
     simulate.add_argument("--batch-events", type=int, default=500,
                           help="events per Kafka message (1: one event per message)")  # fmt: skip
     simulate.add_argument("--speed", type=float, default=0.0,
@@ -660,9 +640,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     publish.add_argument("--input", dest="inputs", action="append", required=True,
                          metavar="FILE", help="JSONL events; repeatable; '-' is stdin")  # fmt: skip
-    add_kafka_arguments(publish)
-    publish.add_argument("--partitions", type=int, default=8,
-                         help="partitions when the topic must be created")  # fmt: skip
+    add_arguments(publish, ProducerSettings)
     publish.add_argument("--batch-events", type=int, default=500,
                          help="events per Kafka message (1: one event per message)")  # fmt: skip
     publish.set_defaults(handler=cmd_publish)
@@ -694,9 +672,7 @@ def build_parser() -> argparse.ArgumentParser:
     asterisk.add_argument("--position", metavar="FILE",
                           help="with --follow: the saved read position")  # fmt: skip
     asterisk.add_argument("--poll-seconds", type=float, default=1.0)
-    add_kafka_arguments(asterisk)
-    asterisk.add_argument("--partitions", type=int, default=8,
-                          help="partitions when the topic must be created")  # fmt: skip
+    add_arguments(asterisk, ProducerSettings)
     asterisk.add_argument("--batch-events", type=int, default=500)
     _add_max_reject_ratio(asterisk)
     asterisk.set_defaults(handler=cmd_ingest_asterisk)
@@ -714,8 +690,7 @@ def build_parser() -> argparse.ArgumentParser:
                              help="contact attribute holding the line")  # fmt: skip
         connect.add_argument("--sink", choices=("file", "kafka"), default="file")
         connect.add_argument("--output", metavar="FILE", help="JSONL output (default stdout)")
-        add_kafka_arguments(connect)
-        connect.add_argument("--partitions", type=int, default=8)
+        add_arguments(connect, ProducerSettings)
         connect.add_argument("--batch-events", type=int, default=500)
         _add_max_reject_ratio(connect)
         connect.set_defaults(handler=cmd_ingest_connect, connect_kind=name)
@@ -726,7 +701,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Consume canonical events from Kafka, keep per-call state and per-contract "
         "figures in changelog-backed tables, and export them on /metrics.",
     )
-    add_worker_arguments(worker)
+    add_arguments(worker, WorkerSettings)
     worker.set_defaults(handler=cmd_worker)
 
     import os
@@ -749,7 +724,7 @@ def build_parser() -> argparse.ArgumentParser:
         "replay", help="send corrected records from JSONL files to the events topic"
     )
     for action in (inspect, export, replay):
-        add_kafka_arguments(action)
+        add_arguments(action, KafkaSettings)
         action.add_argument("--timeout", default=os.environ.get("MONITOR_DLQ_TIMEOUT", "10s"),
                             help="give up when Kafka does not answer for this long "
                                  "(MONITOR_DLQ_TIMEOUT, default 10s)")  # fmt: skip
@@ -794,6 +769,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _settings(model: Any, args: argparse.Namespace) -> Any:
+    """The command's settings from its flags, ``MONITOR_*`` and the secrets directory."""
+    from monitor.pipeline.settings_flags import settings_from_args
+
+    try:
+        return settings_from_args(model, args)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -801,10 +786,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         configure_logging(args.log_level, args.log_format)
     except ValueError as exc:
         parser.error(str(exc))
+    command = " ".join(filter(None, (args.command, getattr(args, "source", None),
+                                     getattr(args, "dlq_action", None))))  # fmt: skip
     try:
+        if (model := getattr(args, "settings_model", None)) is not None:
+            args.settings = _settings(model, args)
+            if args.print_config:
+                from monitor.pipeline.settings_flags import render_config
+
+                sys.stdout.write(render_config(args.settings))
+                return EXIT_OK
         result: int = args.handler(args)
     except CliError as exc:
-        command = " ".join(filter(None, (args.command, getattr(args, "source", None))))
         print(f"monitor {command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
@@ -815,9 +808,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         if not isinstance(exc, KafkaError):
             raise
-        command = " ".join(filter(None, (args.command, getattr(args, "source", None))))
-        print(f"monitor {command}: error: Kafka at {getattr(args, 'bootstrap_servers', '?')}: "
-              f"{exc}", file=sys.stderr)  # fmt: skip
+        servers = args.settings.bootstrap_servers if hasattr(args, "settings") else "?"
+        print(f"monitor {command}: error: Kafka at {servers}: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     return result
 

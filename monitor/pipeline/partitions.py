@@ -42,9 +42,9 @@ class OwnedPartitions:
         s = self.settings
         return StreamEngine(
             self.registry,
-            lateness_ms=s.lateness_ms,
-            dedup_horizon_ms=s.dedup_horizon_ms,
-            max_future_ms=s.max_future_ms,
+            lateness_ms=s.lateness,
+            dedup_horizon_ms=s.dedup_horizon,
+            max_future_ms=s.max_future,
             outage_rules=s.outage_rules,
         )
 

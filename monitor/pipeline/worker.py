@@ -296,7 +296,7 @@ class Worker:
                     mechanism=s.security.sasl_mechanism,
                 )
             else:
-                credentials = faust.SSLCredentials(cafile=s.security.ssl_cafile)
+                credentials = faust.SSLCredentials(s.security.ssl_context())
         app = _App(
             s.app_id,
             broker=s.broker_urls,
@@ -311,8 +311,8 @@ class Worker:
             stream_buffer_maxsize=max(4096, s.batch_messages * 4),
             consumer_max_fetch_size=4 * 1024 * 1024,
             stream_wait_empty=False,
-            broker_session_timeout=s.session_timeout_ms / 1000,
-            broker_heartbeat_interval=min(3.0, s.session_timeout_ms / 4000),
+            broker_session_timeout=s.session_timeout / 1000,
+            broker_heartbeat_interval=min(3.0, s.session_timeout / 4000),
             web_enabled=True,
             web_bind=s.web_host,
             web_port=s.web_port,
@@ -403,7 +403,7 @@ class Worker:
         partition's engine hydrated. The body says which condition fails."""
         app: Any = self.app
         tables: Any = app.tables
-        limit_s = self.settings.ready_broker_timeout_ms / 1000
+        limit_s = self.settings.ready_broker_timeout / 1000
         down_s = self.broker.unreachable_for()
         assigned = self.active_partitions() if tables.recovery.completed.is_set() else set()
         hydrated = set(self.partitions.engines)
@@ -584,7 +584,7 @@ class Worker:
         root.setLevel(max(root.level, logging.INFO))
         level = logging.getLevelName(root.level)
         worker = _ServiceWorker(self.app, loglevel=level, quiet=True)
-        worker.shutdown_timeout_s = self.settings.shutdown_timeout_ms / 1000
+        worker.shutdown_timeout_s = self.settings.shutdown_timeout / 1000
         try:
             worker.execute_from_commandline()
         finally:
