@@ -192,14 +192,13 @@ def _simulate_to_kafka(args: argparse.Namespace, config: Any) -> int:
     import asyncio
 
     from monitor.pipeline.producer import publish
-    from monitor.pipeline.topics import ensure_topics
+    from monitor.pipeline.topics import prepare_topics
     from monitor.simulator.generator import damaged_records
 
     settings = args.settings
 
     async def go() -> int:
-        topics = {settings.events_topic: settings.partitions}
-        await ensure_topics(settings.bootstrap_servers, topics, settings.security)
+        await prepare_topics(settings, {settings.events_topic: settings.partitions})
         return await publish(
             damaged_records(config),
             bootstrap_servers=settings.bootstrap_servers,
@@ -219,15 +218,14 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
     from monitor.jsonl import iter_lines, open_input
     from monitor.pipeline.producer import publish, records_from_lines
-    from monitor.pipeline.topics import ensure_topics
+    from monitor.pipeline.topics import prepare_topics
 
     _check_inputs(args.inputs)
     settings = args.settings
     security = settings.security
 
     async def go() -> int:
-        topics = {settings.events_topic: settings.partitions}
-        await ensure_topics(settings.bootstrap_servers, topics, security)
+        await prepare_topics(settings, {settings.events_topic: settings.partitions})
         total = 0
         for name in args.inputs:
             with open_input(name) as handle:
@@ -250,9 +248,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     import mode.loop
 
-    from monitor.pipeline.broker import BrokerUnreachableError, wait_until_reachable
-    from monitor.pipeline.topics import ensure_topics
-    from monitor.pipeline.worker import Worker
+    from monitor.pipeline.broker import (
+        BrokerRefusedError,
+        BrokerUnreachableError,
+        wait_until_reachable,
+    )
+    from monitor.pipeline.topics import TopicsError, prepare_topics
+    from monitor.pipeline.worker import Worker, changelog_topic
 
     settings = args.settings
     # Faust's supported way to pick the event loop; it must happen before any loop exists.
@@ -262,11 +264,23 @@ def cmd_worker(args: argparse.Namespace) -> int:
     async def prepare() -> None:
         await wait_until_reachable(settings.bootstrap_servers, settings.security,
                                    settings.connect_timeout / 1000)  # fmt: skip
-        await ensure_topics(settings.bootstrap_servers, settings.topic_partitions,
-                            settings.security)  # fmt: skip
+        topics = settings.topic_partitions
+        if not settings.create_topics:
+            # Faust creates its changelog topic itself, except where topics are provisioned.
+            topics[changelog_topic(settings.app_id)] = settings.partitions
+        await prepare_topics(settings, topics)
 
     try:
         asyncio.run(prepare())
+    except (BrokerRefusedError, TopicsError) as exc:
+        # Credentials, certificates or topics: a restart will not help, so say it plainly.
+        get_logger("monitor.worker").error(
+            "kafka_refused_at_start", bootstrap_servers=settings.bootstrap_servers,
+            error=str(exc),
+        )  # fmt: skip
+        where = "Kafka at " if isinstance(exc, BrokerRefusedError) else ""  # exc names the server
+        print(f"monitor worker: error: {where}{exc}", file=sys.stderr)
+        return EXIT_FAILURE
     except BrokerUnreachableError as exc:
         get_logger("monitor.worker").error(
             "broker_unreachable_at_start", bootstrap_servers=settings.bootstrap_servers,
@@ -484,7 +498,7 @@ def _run_ingest(
     import orjson
 
     from monitor.adapters.ingest import KafkaTarget
-    from monitor.pipeline.topics import ensure_topics
+    from monitor.pipeline.topics import prepare_topics
 
     kafka = None
     if args.sink == "kafka":
@@ -495,8 +509,7 @@ def _run_ingest(
 
     async def go() -> int:
         if kafka is not None:
-            await ensure_topics(kafka.bootstrap_servers, {kafka.topic: args.settings.partitions},
-                                kafka.security)  # fmt: skip
+            await prepare_topics(args.settings, {kafka.topic: args.settings.partitions})
         return await produce(out, kafka)
 
     try:
@@ -806,6 +819,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Kafka being away or refusing us is an expected condition: one line, not a traceback.
         from aiokafka.errors import KafkaError
 
+        from monitor.pipeline.broker import BrokerUnreachableError
+        from monitor.pipeline.topics import TopicsError
+
+        if isinstance(exc, BrokerUnreachableError | TopicsError):  # each names the server
+            where = "Kafka at " if isinstance(exc, BrokerUnreachableError) else ""
+            print(f"monitor {command}: error: {where}{exc}", file=sys.stderr)
+            return EXIT_FAILURE
         if not isinstance(exc, KafkaError):
             raise
         servers = args.settings.bootstrap_servers if hasattr(args, "settings") else "?"

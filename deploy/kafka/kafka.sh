@@ -6,6 +6,12 @@
 # Usage:
 #   kafka.sh fetch
 #   kafka.sh start  [--port 9092] [--controller-port PORT+1000] [--data-dir ./.kafka-data] [--timeout 60]
+#                   [--extra-config FILE] [--add-scram 'MECHANISM=[name=USER,password=PASS]' ...]
+#     --extra-config  server.properties lines appended to the generated ones (later keys win):
+#                     TLS and SASL listeners, say. Keep PLAINTEXT://127.0.0.1:PORT among them:
+#                     readiness is checked there.
+#     --add-scram     a SCRAM credential written when the storage is formatted (first start of a
+#                     data dir), as kafka-storage format --add-scram takes it; repeatable.
 #   kafka.sh stop   [--data-dir ./.kafka-data]
 #   kafka.sh status [--data-dir ./.kafka-data]
 #   kafka.sh topics [--port 9092] list
@@ -40,6 +46,8 @@ DATA_DIR="${KAFKA_DATA_DIR:-./.kafka-data}"
 START_TIMEOUT="${KAFKA_START_TIMEOUT:-60}"
 STOP_TIMEOUT="${KAFKA_STOP_TIMEOUT:-30}"
 HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}"
+EXTRA_CONFIG=""
+SCRAM_ARGS=()
 
 log() { echo "kafka.sh: $*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -47,9 +55,9 @@ die() { log "error: $*"; exit 1; }
 usage() {  # the header comment is the help text; stderr unless asked for
   local code="${1:-2}"
   if [[ "$code" == 0 ]]; then
-    sed -n '6,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '6,30p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
   else
-    sed -n '6,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    sed -n '6,30p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
   fi
   exit "$code"
 }
@@ -157,6 +165,9 @@ group.initial.rebalance.delay.ms=0
 num.partitions=8
 auto.create.topics.enable=true
 EOF
+  if [[ -n "$EXTRA_CONFIG" ]]; then
+    { echo "# From --extra-config $EXTRA_CONFIG:"; cat "$EXTRA_CONFIG"; } >>"$DATA_DIR/server.properties"
+  fi
 }
 
 # ---------------------------------------------------------------- start ----
@@ -191,7 +202,7 @@ cmd_start() {
     local cluster_id
     cluster_id="$(kafka_tool kafka.tools.StorageTool random-uuid)"
     kafka_tool kafka.tools.StorageTool format -t "$cluster_id" \
-      -c "$DATA_DIR/server.properties" >/dev/null \
+      -c "$DATA_DIR/server.properties" "${SCRAM_ARGS[@]+"${SCRAM_ARGS[@]}"}" >/dev/null \
       || die "formatting storage in $DATA_DIR/logs failed"
   fi
 
@@ -294,11 +305,14 @@ while [[ $# -gt 0 ]]; do
     --controller-port) CONTROLLER_PORT="${2:?--controller-port needs a value}"; shift 2 ;;
     --data-dir) DATA_DIR="${2:?--data-dir needs a value}"; shift 2 ;;
     --timeout) START_TIMEOUT="${2:?--timeout needs a value}"; shift 2 ;;
+    --extra-config) EXTRA_CONFIG="${2:?--extra-config needs a file}"; shift 2 ;;
+    --add-scram) SCRAM_ARGS+=(--add-scram "${2:?--add-scram needs a credential}"); shift 2 ;;
     -h|--help) usage 0 ;;
     *) ARGS+=("$1"); shift ;;
   esac
 done
 [[ "$PORT" =~ ^[0-9]+$ ]] || die "bad port: $PORT"
+[[ -z "$EXTRA_CONFIG" || -f "$EXTRA_CONFIG" ]] || die "--extra-config: no such file: $EXTRA_CONFIG"
 
 case "$CMD" in
   fetch) cmd_fetch ;;

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from aiokafka.conn import create_conn
 
 from monitor.logs import get_logger
+from monitor.pipeline.kafka_security import SecurityOptions, describe_refusal
 from monitor.pipeline.settings import KafkaSecurity
 
 log = get_logger("monitor.broker")
@@ -45,6 +46,11 @@ class BrokerUnreachableError(Exception):
     """No bootstrap server accepted a connection (TCP, TLS and SASL) in time."""
 
 
+class BrokerRefusedError(BrokerUnreachableError):
+    """A broker answered and refused this client, or this client refused the broker (password,
+    mechanism, certificate): retrying will not help, so nothing retries it."""
+
+
 def _hosts(bootstrap_servers: str) -> list[tuple[str, int]]:
     hosts = []
     for item in bootstrap_servers.split(","):
@@ -56,10 +62,12 @@ def _hosts(bootstrap_servers: str) -> list[tuple[str, int]]:
 async def probe(bootstrap_servers: str, security: KafkaSecurity, timeout_s: float = 5.0) -> None:
     """Connect to a bootstrap server as the clients do (TLS and SASL included), then close.
 
-    Raises :class:`BrokerUnreachableError` with the reason of the last server tried.
+    Raises :class:`BrokerRefusedError` when a server refused the security settings and none
+    accepted them, else :class:`BrokerUnreachableError` with the reason of the last server tried.
     """
     kwargs = security.aiokafka_kwargs()
     last = "no bootstrap server"
+    refused: str | None = None
     for host, port in _hosts(bootstrap_servers):
         try:
             conn = await asyncio.wait_for(
@@ -70,15 +78,23 @@ async def probe(bootstrap_servers: str, security: KafkaSecurity, timeout_s: floa
             last = f"{host}:{port}: no answer within {timeout_s:g} s"
             continue
         except Exception as exc:
-            last = f"{host}:{port}: {describe_error(exc)}"
+            last = f"{host}:{port}: {describe_error(exc, security)}"
+            if describe_refusal(exc, security) is not None:
+                refused = last
             continue
         conn.close()
         return
+    if refused is not None:
+        raise BrokerRefusedError(refused)
     raise BrokerUnreachableError(last)
 
 
-def describe_error(exc: BaseException) -> str:
-    """An exception as one line that names its type once."""
+def describe_error(exc: BaseException, security: SecurityOptions | None = None) -> str:
+    """An exception as one line that names its type once; a refusal because of the security
+    settings as what to check (``security`` names the settings in that line)."""
+    refusal = describe_refusal(exc, security)
+    if refusal is not None:
+        return refusal
     text = str(exc).strip() or type(exc).__name__
     return text if type(exc).__name__ in text else f"{type(exc).__name__}: {text}"
 
@@ -93,7 +109,7 @@ async def wait_until_reachable(
     """Retry :func:`probe` with exponential backoff for up to ``timeout_s``.
 
     One warning when the first attempt fails; raises :class:`BrokerUnreachableError` (with the last
-    reason and the attempts made) when the time is up.
+    reason and the attempts made) when the time is up, and :class:`BrokerRefusedError` at once.
     """
     deadline = clock() + timeout_s
     delay, attempts = 0.5, 0
@@ -101,6 +117,8 @@ async def wait_until_reachable(
         attempts += 1
         try:
             await probe(bootstrap_servers, security, timeout_s=min(5.0, max(1.0, timeout_s)))
+        except BrokerRefusedError:
+            raise
         except BrokerUnreachableError as exc:
             left = deadline - clock()
             if left <= 0:

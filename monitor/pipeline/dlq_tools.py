@@ -36,7 +36,12 @@ from monitor.engine.validation import RejectReason
 from monitor.jsonl import iter_lines, open_input
 from monitor.logs import get_logger
 from monitor.pipeline import dlq
-from monitor.pipeline.broker import BrokerUnreachableError, describe_error, probe
+from monitor.pipeline.broker import (
+    BrokerRefusedError,
+    BrokerUnreachableError,
+    describe_error,
+    probe,
+)
 from monitor.pipeline.producer import publish, records_from_lines
 from monitor.pipeline.settings import KafkaSecurity, parse_duration_ms
 
@@ -483,13 +488,16 @@ def _kafka_failures(conn: Connection, timed_out: str) -> Iterator[None]:
             f"{timed_out} from Kafka at {conn.bootstrap_servers} within {conn.timeout_s:g} s"
         ) from None
     except (KafkaError, OSError) as exc:
-        raise DlqError(f"Kafka at {conn.bootstrap_servers}: {describe_error(exc)}") from None
+        reason = describe_error(exc, conn.security)
+        raise DlqError(f"Kafka at {conn.bootstrap_servers}: {reason}") from None
 
 
 async def _reach(conn: Connection) -> None:
     """Fail fast and in one line when no broker answers (the clients would retry and log)."""
     try:
         await probe(conn.bootstrap_servers, conn.security, timeout_s=conn.timeout_s)
+    except BrokerRefusedError as exc:  # the server answered: it refused the settings
+        raise DlqError(f"Kafka at {exc}") from None
     except BrokerUnreachableError as exc:
         raise DlqError(f"cannot reach Kafka: {exc}") from None
 
@@ -621,7 +629,8 @@ async def replay(
                     batch_events=batch_events,
                 )
     except KafkaError as exc:
-        raise DlqError(f"Kafka at {conn.bootstrap_servers}: {describe_error(exc)}") from None
+        reason = describe_error(exc, conn.security)
+        raise DlqError(f"Kafka at {conn.bootstrap_servers}: {reason}") from None
     log.info("dlq_replay_done", topic=events_topic, inputs=len(inputs), records=sent)
     return sent
 

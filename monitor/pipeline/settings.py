@@ -98,23 +98,21 @@ class KafkaSecurity:
 
     def ssl_context(self) -> ssl.SSLContext:
         """The CA file, else the system CAs; a client certificate for mutual TLS."""
-        context = ssl.create_default_context(cafile=self.ssl_cafile)
-        if self.ssl_certfile:
-            context.load_cert_chain(self.ssl_certfile, self.ssl_keyfile, self.ssl_key_password)
-        return context
+        from monitor.pipeline import kafka_security  # noqa: PLC0415  (brings in aiokafka)
+
+        return kafka_security.ssl_context(self)
 
     def aiokafka_kwargs(self) -> dict[str, object]:
-        """Keyword arguments for aiokafka producers and consumers."""
-        kwargs: dict[str, object] = {"security_protocol": self.protocol}
-        if self.uses_tls:
-            kwargs["ssl_context"] = self.ssl_context()
-        if self.protocol.startswith("SASL"):
-            kwargs.update(
-                sasl_mechanism=self.sasl_mechanism,
-                sasl_plain_username=self.sasl_username,
-                sasl_plain_password=self.sasl_password,
-            )
-        return kwargs
+        """Keyword arguments for aiokafka producers, consumers and admin clients."""
+        from monitor.pipeline import kafka_security  # noqa: PLC0415  (brings in aiokafka)
+
+        return kafka_security.aiokafka_kwargs(self)
+
+    def faust_credentials(self) -> Any:
+        """Faust's ``broker_credentials`` (``None`` for plaintext)."""
+        from monitor.pipeline import kafka_security  # noqa: PLC0415  (brings in aiokafka)
+
+        return kafka_security.faust_credentials(self)
 
 
 class _Settings(BaseSettings):
@@ -190,6 +188,12 @@ class KafkaSettings(_Settings):
             raise ValueError("mutual TLS needs --ssl-certfile and --ssl-keyfile")
         if self.security_protocol.startswith("SASL"):
             self._check_sasl()
+        # Certificates that do not load, a token hook that does not import, MSK support not
+        # installed: settings errors now, not failures at the first connection. Imported here:
+        # it brings in aiokafka, which the commands without Kafka (report) do not need.
+        from monitor.pipeline import kafka_security  # noqa: PLC0415
+
+        kafka_security.check(self.security)
         return self
 
     def _key_in_certfile(self) -> bool:

@@ -65,6 +65,17 @@ CHANGELOG_CONFIG = {
 }
 
 
+def changelog_topic(app_id: str) -> str:
+    """The state table's changelog topic, named as Faust names it."""
+    return f"{app_id}-{STATE_TABLE}-changelog"
+
+
+def changelog_config(settings: WorkerSettings) -> dict[str, Any]:
+    if settings.topic_min_insync_replicas is None:
+        return CHANGELOG_CONFIG
+    return {**CHANGELOG_CONFIG, "min.insync.replicas": settings.topic_min_insync_replicas}
+
+
 class _GcSchedule:
     """Keep the call state out of the cyclic collector's scans.
 
@@ -267,6 +278,9 @@ class Worker:
         self._gc = _GcSchedule()
         self.broker = BrokerWatch()
         self._started = time.monotonic()
+        # Faust learns a topic's partitions when it declares the topic; with --no-create-topics
+        # it declares none, so its producer must be told of the changelog before writing to it.
+        self._changelog_known = settings.create_topics
         self.app = self._build_app()
         self.metrics_registry = CollectorRegistry(auto_describe=False)
         self.metrics_registry.register(
@@ -285,22 +299,14 @@ class Worker:
     def _build_app(self) -> faust.App:
         s = self.settings
         Path(s.data_dir).mkdir(parents=True, exist_ok=True)
-        credentials: Any = None
-        if s.security.protocol != "PLAINTEXT":
-            kwargs = s.security.aiokafka_kwargs()
-            if s.security.protocol.startswith("SASL"):
-                credentials = faust.SASLCredentials(
-                    username=s.security.sasl_username,
-                    password=s.security.sasl_password,
-                    ssl_context=kwargs.get("ssl_context"),  # type: ignore[arg-type]
-                    mechanism=s.security.sasl_mechanism,
-                )
-            else:
-                credentials = faust.SSLCredentials(s.security.ssl_context())
         app = _App(
             s.app_id,
             broker=s.broker_urls,
-            broker_credentials=credentials,
+            broker_credentials=s.security.faust_credentials(),
+            # The changelog topic Faust creates is replicated like the monitor's own topics;
+            # with --no-create-topics the cluster's owners provision it (checked at start).
+            topic_replication_factor=s.topic_replication_factor,
+            topic_allow_declare=s.create_topics,
             store=store_url(s.store),
             datadir=s.data_dir,
             topic_partitions=s.partitions,
@@ -335,7 +341,7 @@ class Worker:
         )
         self.table = app.Table(
             STATE_TABLE, partitions=s.partitions, use_partitioner=True,
-            key_type=bytes, value_type=bytes, extra_topic_configs=CHANGELOG_CONFIG,
+            key_type=bytes, value_type=bytes, extra_topic_configs=changelog_config(s),
             # A restart applies the changelog in bulk rather than 1 000 records at a time.
             recovery_buffer_size=10_000,
         )  # fmt: skip
@@ -457,6 +463,10 @@ class Worker:
 
     async def handle_batch(self, events: Sequence[Any]) -> None:
         s = self.settings
+        if not self._changelog_known:
+            producer: Any = self.app.producer
+            await producer._ensure_producer().client.add_topic(changelog_topic(s.app_id))
+            self._changelog_known = True
         self.partitions.sync(self.active_partitions(), self.table)
         self.health.rebalances = self.partitions.rebalances
         self.health.batches += 1
