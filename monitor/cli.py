@@ -286,8 +286,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
             "broker_unreachable_at_start", bootstrap_servers=settings.bootstrap_servers,
             error=str(exc),
         )  # fmt: skip
-        print(f"monitor worker: error: cannot reach Kafka at {settings.bootstrap_servers}: "
-              f"{exc}", file=sys.stderr)  # fmt: skip
+        # The error names the address it tried last (one of the bootstrap servers).
+        print(f"monitor worker: error: cannot reach Kafka: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     worker = Worker(settings, registry)
     get_logger("monitor.worker").info(

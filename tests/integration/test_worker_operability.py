@@ -223,7 +223,7 @@ def test_unreachable_broker_at_start_is_one_line_and_exit_1(tmp_path: Path) -> N
     assert "Traceback" not in stderr
     plain = [line for line in stderr.splitlines() if not line.startswith("{")]
     assert len(plain) == 1, plain
-    assert plain[0].startswith(f"monitor worker: error: cannot reach Kafka at 127.0.0.1:{port}: ")
+    assert plain[0].startswith(f"monitor worker: error: cannot reach Kafka: 127.0.0.1:{port}: ")
     assert "ConnectionRefusedError" in plain[0] and "attempts in 3 s)" in plain[0]
     records = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
     assert [r["event"] for r in records] == ["broker_unreachable", "broker_unreachable_at_start"]
