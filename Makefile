@@ -43,6 +43,7 @@ test: lint typecheck tools
 bench: $(STAMP)
 	$(BIN)/python scripts/bench_report.py --events 1000000 --output docs/performance.md
 	$(BIN)/python scripts/bench_stream.py --events 1000000 --slow-events 300000 --output docs/performance.md
+	$(BIN)/python scripts/bench_sizing.py --output docs/performance.md
 
 # The boards are code: regenerate the committed JSON after editing grafana/dashboards.py.
 dashboards: $(STAMP)
