@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import BeforeValidator, Field, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SecretsSettingsSource,
     SettingsConfigDict,
@@ -272,9 +273,10 @@ class OutageSettings(_Settings):
 
     contracts: str | None = _file("contract registry CSV")
     hours: str | None = _file("operating-hours CSV contract_id,line,hours overriding the CMS hours")
-    outage_rules: Annotated[OutageRules, BeforeValidator(_outage_rules)] = Field(
+    # NoDecode: pydantic-settings would read a structured field's variable as JSON first.
+    outage_rules: Annotated[OutageRules, NoDecode, BeforeValidator(_outage_rules)] = Field(
         default_factory=OutageRules,
-        description="outage thresholds, e.g. no_answer_min_requests=10,drop_ratio=0.5",
+        description="outage thresholds, e.g. no_answer_min_requests=12,drop_ratio=0.6",
         json_schema_extra={"metavar": "NAME=VALUE,..."},
     )
 

@@ -81,12 +81,17 @@ def show(value: Any, info: FieldInfo) -> str:
         parts = (
             "/".join(map(str, v)) if isinstance(v, tuple) else str(v) for v in changed.values()
         )
-        return ",".join(f"{k}={p}" for k, p in zip(changed, parts, strict=True)) or "(CMS defaults)"
+        # Only what differs from the built-in rules: empty is a valid value meaning "none".
+        return ",".join(f"{k}={p}" for k, p in zip(changed, parts, strict=True))
     return str(value)
 
 
 def _default(info: FieldInfo) -> Any:
     return info.default_factory() if info.default_factory else info.default  # type: ignore[call-arg]
+
+
+def _default_text(info: FieldInfo) -> str:
+    return show(_default(info), info) or "built-in"
 
 
 def fields_of(model: type[BaseSettings], own: bool = False) -> Iterator[tuple[str, FieldInfo]]:
@@ -106,7 +111,7 @@ def add_arguments(parser: argparse.ArgumentParser, model: type[BaseSettings]) ->
         where = (
             env_name(name)
             if default is None
-            else f"{env_name(name)}; default {show(default, info)}"
+            else f"{env_name(name)}; default {_default_text(info)}"
         )
         help_text = f"{info.description} ({where})".replace("%", "%%")
         options: dict[str, Any] = {"dest": name, "default": None, "help": help_text}
@@ -179,7 +184,7 @@ def settings_table(model: type[BaseSettings]) -> str:
         flag = f"`{flag_name(name)}`" if has_flag(info) else "(none: a secret)"
         if _is_bool(info):
             flag = f"`{flag_name(name)}` / `--no-{name.replace('_', '-')}`"
-        default = show(_default(info), info)
+        default = _default_text(info)
         choices = _choices(info)
         meaning = str(info.description)
         if choices:

@@ -278,9 +278,10 @@ class Worker:
         self._gc = _GcSchedule()
         self.broker = BrokerWatch()
         self._started = time.monotonic()
-        # Faust learns a topic's partitions when it declares the topic; with --no-create-topics
-        # it declares none, so its producer must be told of the changelog before writing to it.
-        self._changelog_known = settings.create_topics
+        # The producer must know the changelog's partitions before the first state write: with
+        # --no-create-topics Faust declares no topic, and a changelog it has just created may
+        # not be in the producer's metadata yet (the write then fails inside aiokafka).
+        self._changelog_known = False
         self.app = self._build_app()
         self.metrics_registry = CollectorRegistry(auto_describe=False)
         self.metrics_registry.register(

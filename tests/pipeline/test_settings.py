@@ -76,6 +76,14 @@ def test_environment_sets_defaults_and_flags_win(monkeypatch: pytest.MonkeyPatch
     assert settings_from(["--create-topics"]).create_topics is True  # type: ignore[attr-defined]
 
 
+def test_outage_rules_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MONITOR_OUTAGE_RULES", "drop_ratio=0.6,escalation_hours=12/24")
+    s = settings_from([])
+    assert isinstance(s, WorkerSettings)
+    assert (s.outage_rules.drop_ratio, s.outage_rules.escalation_hours) == (0.6, (12, 24))
+    assert "MONITOR_OUTAGE_RULES=drop_ratio=0.6,escalation_hours=12/24" in render_config(s)
+
+
 def test_a_bad_value_names_its_flag_and_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MONITOR_PARTITIONS", "eight")
     with pytest.raises(ValueError, match=r"^--partitions / MONITOR_PARTITIONS: .*valid integer"):
