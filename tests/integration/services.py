@@ -19,6 +19,8 @@ from prometheus_client.parser import text_string_to_metric_families
 ROOT = Path(__file__).resolve().parents[2]
 KAFKA_SH = ROOT / "deploy" / "kafka" / "kafka.sh"
 MONITOR = [sys.executable, "-m", "monitor"]
+# aiokafka's default fetch_max_wait_ms: how long a fetch waits on the broker for new records.
+CONSUMER_FETCH_WAIT_S = 0.5
 
 
 def free_port() -> int:
@@ -52,6 +54,18 @@ class Kafka:
 
 
 Samples = dict[str, dict[tuple[tuple[str, str], ...], float]]
+# Pipeline-health families describe the process, not the figures: they may differ after a crash.
+PROCESS_FAMILIES = (
+    "callcenter_events_",
+    "callcenter_batches",
+    "callcenter_outage_records",
+    "callcenter_rebalances",
+    "callcenter_consumer_lag",
+    "callcenter_partitions_owned",
+    "callcenter_contracts_tracked",
+    "callcenter_broker_",
+    "callcenter_build_info",
+)
 
 
 def scrape(url: str) -> Samples:
@@ -146,3 +160,53 @@ class WorkerProcess:
 
 def run_monitor(*args: str) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run([*MONITOR, *args], cwd=ROOT, check=True, capture_output=True)
+
+
+def figures(samples: Samples) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
+    return {
+        name: dict(values)
+        for name, values in samples.items()
+        if name.startswith("callcenter_") and not name.startswith(PROCESS_FAMILIES)
+    }
+
+
+def summed(*scrapes: Samples) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
+    """Figures of several workers together (their series must not overlap)."""
+    out: dict[str, dict[tuple[tuple[str, str], ...], float]] = defaultdict(dict)
+    for samples in scrapes:
+        for name, values in figures(samples).items():
+            for labels, value in values.items():
+                assert labels not in out[name], f"{name}{labels} exported twice"
+                out[name][labels] = value
+    return dict(out)
+
+
+def caught_up(*workers: WorkerProcess, partitions: int = 4, records: int | None = None) -> bool:
+    """Every partition consumed to its end, and the figures unchanged over one more scrape.
+
+    The lag is measured against the end offset of the consumer's last fetch, so just after a
+    publish it can still read 0: the second scrape comes a few fetch waits later, and a test
+    that knows how many ``records`` the workers must have read between them says so.
+    """
+    first = [scrape(w.metrics_url) for w in workers]
+    if records is not None and sum(records_read(s) for s in first) < records:
+        return False
+    lag = sum(sum(s["callcenter_consumer_lag"].values()) for s in first)
+    owned = sum(s["callcenter_partitions_owned"][()] for s in first)
+    # A partition whose end offset the consumer has not fetched yet (just after a start) has no
+    # lag sample at all: its absence is not a lag of 0.
+    reported = sum(len(s["callcenter_consumer_lag"]) for s in first)
+    if lag != 0 or owned != partitions or reported != owned:
+        return False
+    time.sleep(CONSUMER_FETCH_WAIT_S * 3)
+    second = [scrape(w.metrics_url) for w in workers]
+    return summed(*first) == summed(*second)
+
+
+def records_read(samples: Samples) -> float:
+    """Records a worker has processed since it started: accepted, duplicate or refused."""
+    return (
+        samples["callcenter_events_accepted_total"][()]
+        + samples["callcenter_events_duplicate_total"][()]
+        + sum(samples["callcenter_events_rejected_total"].values())
+    )

@@ -76,12 +76,12 @@ def own_kafka(tmp_path: Path) -> Any:
 def test_broker_lost_and_restored_under_a_running_worker(
     own_kafka: Kafka, kafka: Kafka, tmp_path: Path
 ) -> None:
-    events, _ = day_file(tmp_path, seed=41)
+    events, records = day_file(tmp_path, seed=41)
     lines = events.read_bytes().splitlines(keepends=True)
     first_half, second_half = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
     first_half.write_bytes(b"".join(lines[: len(lines) // 2]))
     second_half.write_bytes(b"".join(lines[len(lines) // 2 :]))
-    expected = run_uninterrupted(kafka, tmp_path, "it-brokerloss", events)
+    expected = run_uninterrupted(kafka, tmp_path, "it-brokerloss", events, records)
 
     readiness_limit = ["--ready-broker-timeout", f"{READY_BROKER_TIMEOUT_S}s"]
     worker = WorkerProcess(own_kafka, app_id="it-loss", events_topic="it-loss.events",
@@ -174,8 +174,8 @@ def test_shutdown_without_a_broker_exits_within_10_s(own_kafka: Kafka, tmp_path:
 def test_shutdown_without_a_broker_is_bounded_and_loses_nothing(
     own_kafka: Kafka, kafka: Kafka, tmp_path: Path
 ) -> None:
-    events, _ = day_file(tmp_path, seed=43)
-    expected = run_uninterrupted(kafka, tmp_path, "it-downstop", events)
+    events, records = day_file(tmp_path, seed=43)
+    expected = run_uninterrupted(kafka, tmp_path, "it-downstop", events, records)
     common: dict[str, Any] = {"app_id": "it-downstop", "events_topic": "it-downstop.events",
                               "dlq_topic": "it-downstop.dlq", "data_dir": tmp_path / "w",
                               "contracts": CONTRACTS}  # fmt: skip

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from pathlib import Path
 
 import pytest
 
 from tests.integration.services import (
     Kafka,
-    Samples,
     WorkerProcess,
+    caught_up,
     run_monitor,
     scrape,
+    summed,
     wait_for,
 )
 
@@ -20,37 +20,6 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 CONTRACTS = ROOT / "deploy" / "contracts.csv"
-# Pipeline-health families describe the process, not the figures: they may differ after a crash.
-PROCESS_FAMILIES = (
-    "callcenter_events_",
-    "callcenter_batches",
-    "callcenter_outage_records",
-    "callcenter_rebalances",
-    "callcenter_consumer_lag",
-    "callcenter_partitions_owned",
-    "callcenter_contracts_tracked",
-    "callcenter_broker_",
-    "callcenter_build_info",
-)
-
-
-def figures(samples: Samples) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
-    return {
-        name: dict(values)
-        for name, values in samples.items()
-        if name.startswith("callcenter_") and not name.startswith(PROCESS_FAMILIES)
-    }
-
-
-def summed(*scrapes: Samples) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
-    """Figures of several workers together (their series must not overlap)."""
-    out: dict[str, dict[tuple[tuple[str, str], ...], float]] = defaultdict(dict)
-    for samples in scrapes:
-        for name, values in figures(samples).items():
-            for labels, value in values.items():
-                assert labels not in out[name], f"{name}{labels} exported twice"
-                out[name][labels] = value
-    return dict(out)
 
 
 def day_file(tmp_path: Path, seed: int) -> tuple[Path, int]:
@@ -70,21 +39,9 @@ def publish(kafka: Kafka, topic: str, events: Path, batch_events: int = 200) -> 
                 "--batch-events", str(batch_events))  # fmt: skip
 
 
-def caught_up(*workers: WorkerProcess) -> bool:
-    """Every partition consumed to its end, and the figures unchanged over one more scrape."""
-    first = [scrape(w.metrics_url) for w in workers]
-    lag = sum(sum(s["callcenter_consumer_lag"].values()) for s in first)
-    owned = sum(s["callcenter_partitions_owned"][()] for s in first)
-    # A partition whose end offset the consumer has not fetched yet (just after a start) has no
-    # lag sample at all: its absence is not a lag of 0.
-    reported = sum(len(s["callcenter_consumer_lag"]) for s in first)
-    if lag != 0 or owned != 4 or reported != owned:
-        return False
-    second = [scrape(w.metrics_url) for w in workers]
-    return summed(*first) == summed(*second)
-
-
-def run_uninterrupted(kafka: Kafka, tmp_path: Path, name: str, events: Path) -> dict[str, dict]:
+def run_uninterrupted(
+    kafka: Kafka, tmp_path: Path, name: str, events: Path, records: int | None = None
+) -> dict[str, dict]:
     worker = WorkerProcess(kafka, app_id=f"{name}-ref", events_topic=f"{name}-ref.events",
                            dlq_topic=f"{name}-ref.dlq", data_dir=tmp_path / "ref",
                            contracts=CONTRACTS)  # fmt: skip
@@ -92,7 +49,8 @@ def run_uninterrupted(kafka: Kafka, tmp_path: Path, name: str, events: Path) -> 
     try:
         worker.wait_ready(partitions=4)
         publish(kafka, f"{name}-ref.events", events)
-        wait_for(lambda: caught_up(worker), 180, "the reference worker to catch up", step=2)
+        wait_for(lambda: caught_up(worker, records=records), 180,
+                 "the reference worker to catch up", step=2)  # fmt: skip
         return summed(scrape(worker.metrics_url))
     finally:
         worker.stop()
@@ -106,7 +64,7 @@ def test_kill_9_mid_stream_then_restart_equals_uninterrupted(
     ``rocksdb://`` it reopens its local databases and reads only the changelog's tail."""
     name = "it-crash-" + store.split(":", maxsplit=1)[0]
     events, records = day_file(tmp_path, seed=21)
-    expected = run_uninterrupted(kafka, tmp_path, name, events)
+    expected = run_uninterrupted(kafka, tmp_path, name, events, records)
     assert sum(expected["callcenter_calls_received_total"].values()) > 1000
 
     topic = f"{name}.events"
@@ -147,8 +105,8 @@ def test_kill_9_mid_stream_then_restart_equals_uninterrupted(
 
 
 def test_two_workers_split_partitions_and_one_takes_over(kafka: Kafka, tmp_path: Path) -> None:
-    events, _ = day_file(tmp_path, seed=33)
-    expected = run_uninterrupted(kafka, tmp_path, "it-pair", events)
+    events, records = day_file(tmp_path, seed=33)
+    expected = run_uninterrupted(kafka, tmp_path, "it-pair", events, records)
 
     topic = "it-pair.events"
     common = {"events_topic": topic, "dlq_topic": "it-pair.dlq", "contracts": CONTRACTS}
@@ -166,7 +124,8 @@ def test_two_workers_split_partitions_and_one_takes_over(kafka: Kafka, tmp_path:
 
         wait_for(split, 120, "the two workers to split the partitions")
         publish(kafka, topic, events)
-        wait_for(lambda: caught_up(first, second), 180, "both workers to catch up", step=2)
+        wait_for(lambda: caught_up(first, second, records=records), 180,
+                 "both workers to catch up", step=2)  # fmt: skip
         together = summed(scrape(first.metrics_url), scrape(second.metrics_url))
         assert together.keys() == expected.keys()
         for name in expected:
