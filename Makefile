@@ -46,8 +46,10 @@ bench: $(STAMP)
 	$(BIN)/python scripts/bench_sizing.py --output docs/performance.md
 
 # The boards are code: regenerate the committed JSON after editing grafana/dashboards.py.
+# The Helm chart carries copies of the boards and rules (Helm cannot read outside the chart).
 dashboards: $(STAMP)
 	$(BIN)/python grafana/dashboards.py
+	$(BIN)/python scripts/helm_assets.py
 
 # The settings table is code too: regenerate docs/settings.md after editing the settings models.
 docs: $(STAMP)
