@@ -25,8 +25,6 @@ repo=$(cd "$here/../.." && pwd)
 cache="${XDG_CACHE_HOME:-$HOME/.cache}/callcenter-monitor"
 mkdir -p "$cache"
 log() { echo "ensure-tools (image): $*" >&2; }
-sudo=""
-[ "$(id -u)" -eq 0 ] || sudo="sudo"
 
 needed=()
 command -v podman >/dev/null || needed+=(podman)
@@ -34,14 +32,7 @@ command -v runc >/dev/null || needed+=(runc)
 command -v mmdebstrap >/dev/null || needed+=(mmdebstrap)
 command -v systemd-analyze >/dev/null || needed+=(systemd)
 if [ ${#needed[@]} -gt 0 ]; then
-  log "installing ${needed[*]} (Debian)"
-  # No daemon start on install (podman's socket unit, say).
-  printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
-  $sudo chmod +x /usr/sbin/policy-rc.d
-  trap '$sudo rm -f /usr/sbin/policy-rc.d' EXIT
-  export DEBIAN_FRONTEND=noninteractive
-  $sudo apt-get update -q >/dev/null || true
-  $sudo apt-get install -y -q --no-install-recommends "${needed[@]}" >/dev/null
+  bash "$repo/deploy/apt-install.sh" "${needed[@]}"
 fi
 
 spec_dir="$cache/compose-spec-$COMPOSE_SPEC_RELEASE"

@@ -161,19 +161,7 @@ convert_schemas() {
 
 install_etcd() {
   command -v etcd >/dev/null && return 0
-  local sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  log "installing etcd-server (Debian)"
-  # No daemon start on install: the tests run their own etcd on free ports.
-  printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
-  $sudo chmod +x /usr/sbin/policy-rc.d
-  export DEBIAN_FRONTEND=noninteractive
-  $sudo apt-get update -q >/dev/null || true
-  $sudo apt-get install -y -q --no-install-recommends etcd-server >/dev/null || {
-    $sudo rm -f /usr/sbin/policy-rc.d
-    return 1
-  }
-  $sudo rm -f /usr/sbin/policy-rc.d
+  bash "$repo/deploy/apt-install.sh" etcd-server
 }
 
 install_etcd

@@ -9,12 +9,6 @@ needed=()
 command -v java >/dev/null || needed+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || needed+=(maven)
 command -v openssl >/dev/null || needed+=(openssl)
-if [ ${#needed[@]} -gt 0 ]; then
-  sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  echo "ensure-tools: installing ${needed[*]}" >&2
-  export DEBIAN_FRONTEND=noninteractive
-  $sudo apt-get update -q >/dev/null || true
-  $sudo apt-get install -y -q --no-install-recommends "${needed[@]}" >/dev/null
-fi
-bash "$(dirname "${BASH_SOURCE[0]}")/kafka.sh" fetch
+here="$(dirname "${BASH_SOURCE[0]}")"
+[ ${#needed[@]} -eq 0 ] || bash "$here/../apt-install.sh" "${needed[@]}"
+bash "$here/kafka.sh" fetch

@@ -8,15 +8,6 @@ for tool in prometheus-alertmanager amtool; do
   command -v "$tool" >/dev/null || needed+=(prometheus-alertmanager)
 done
 [ ${#needed[@]} -eq 0 ] && exit 0
-packages=$(printf '%s\n' "${needed[@]}" | sort -u | tr '\n' ' ')
-sudo=""
-[ "$(id -u)" -eq 0 ] || sudo="sudo"
-echo "ensure-tools: installing $packages" >&2
-# No daemon start on install: the tests run their own instances on free ports.
-printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
-$sudo chmod +x /usr/sbin/policy-rc.d
-trap '$sudo rm -f /usr/sbin/policy-rc.d' EXIT
-export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -q >/dev/null || true
+packages=$(printf '%s\n' "${needed[@]}" | sort -u)
 # shellcheck disable=SC2086
-$sudo apt-get install -y -q --no-install-recommends $packages >/dev/null
+bash "$(dirname "${BASH_SOURCE[0]}")/../apt-install.sh" $packages

@@ -68,6 +68,24 @@ PROCESS_FAMILIES = (
 )
 
 
+def spawn(args: list[str], log: Path) -> subprocess.Popen[bytes]:
+    """A service of a test (Prometheus, etcd, ...) in its own session, its output in ``log``."""
+    with log.open("wb") as out:
+        return subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)  # fmt: skip
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout: float = 20) -> None:
+    """SIGTERM, and SIGKILL when it has not exited within ``timeout`` seconds."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 def scrape(url: str) -> Samples:
     """Metric samples by name, then by sorted label pairs."""
     with urllib.request.urlopen(url, timeout=5) as response:

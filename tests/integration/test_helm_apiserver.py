@@ -36,7 +36,7 @@ from tests.deploy.test_helm_chart import (
     tools,
     values_args,
 )
-from tests.integration.services import free_port, wait_for
+from tests.integration.services import free_port, spawn, stop_process, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -88,20 +88,6 @@ def openssl(*args: str) -> None:
     subprocess.run(["openssl", *args], check=True, capture_output=True)
 
 
-def start(command: list[str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("wb") as out:
-        return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
 @pytest.fixture(scope="module")
 def apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
     paths = tools()
@@ -116,7 +102,7 @@ def apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
     (root / "tokens.csv").write_text(f"{token},{ADMIN},{ADMIN},system:masters\n")
 
     etcd_port, peer_port, secure_port = free_port(), free_port(), free_port()
-    etcd = start(
+    etcd = spawn(
         [paths["ETCD"], "--name", "test", "--data-dir", str(root / "etcd"),
          "--listen-client-urls", f"http://127.0.0.1:{etcd_port}",
          "--advertise-client-urls", f"http://127.0.0.1:{etcd_port}",
@@ -147,7 +133,7 @@ def apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
             f"--service-account-signing-key-file={root / 'sa.key'}",
             "--service-cluster-ip-range=10.96.0.0/16", "--profiling=false",
         ]  # fmt: skip
-        processes.append(start(command, root / "kube-apiserver.log"))
+        processes.append(spawn(command, root / "kube-apiserver.log"))
         url = f"https://127.0.0.1:{secure_port}"
         kubeconfig = root / "kubeconfig"
         ca_data = base64.b64encode((root / "serving.crt").read_bytes()).decode()
@@ -179,7 +165,7 @@ def apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
         yield server
     finally:
         for process in reversed(processes):
-            stop(process)
+            stop_process(process)
 
 
 CRDS_PATH = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import threading
 import time
 import urllib.parse
@@ -30,6 +29,8 @@ from tests.integration.services import (
     WorkerProcess,
     free_port,
     run_monitor,
+    spawn,
+    stop_process,
     wait_for,
 )
 from tests.integration.test_worker_outages import HEALTHY, STRUCK, typhoon_events, write
@@ -95,22 +96,6 @@ class Stack:
             document = json.loads(response.read())
         assert document["status"] == "success", (selector, document)
         return sorted({s[label] for s in document["data"] if label in s})
-
-
-def spawn(args: list[str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("wb") as out:
-        return subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)  # fmt: skip
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @pytest.fixture(scope="module")
@@ -196,8 +181,8 @@ def stack(kafka: Kafka, tmp_path_factory: pytest.TempPathFactory) -> Iterator[St
         time.sleep(5)  # a few more scrapes, so rate() has two samples of everything
         yield result
     finally:
-        stop(prometheus)
-        stop(alertmanager)
+        stop_process(prometheus)
+        stop_process(alertmanager)
         worker.stop()
         server.shutdown()
 
