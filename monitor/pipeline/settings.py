@@ -93,10 +93,6 @@ class KafkaSecurity:
     oauth_token_provider: str | None = None
     aws_region: str | None = None
 
-    @property
-    def uses_tls(self) -> bool:
-        return self.protocol in ("SSL", "SASL_SSL")
-
     def ssl_context(self) -> ssl.SSLContext:
         """The CA file, else the system CAs; a client certificate for mutual TLS."""
         from monitor.pipeline import kafka_security  # noqa: PLC0415  (brings in aiokafka)
